@@ -1,0 +1,1 @@
+"""Format readers: each turns one kind of file into ``SlideParts``."""

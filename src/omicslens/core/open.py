@@ -1,0 +1,113 @@
+"""``open_slide``: one entry point for every supported format, and the resolution policy.
+
+The file's own bytes decide the reader (magic numbers), not its extension, so a
+misnamed file still opens and a non-image gets a clear error. The policy is simple: use
+the resolution the file states; if it states none, the caller must pass ``mpp``;
+otherwise raise :class:`MissingResolutionError`. Never guess.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omicslens.core import resolution as res
+from omicslens.core.errors import (
+    CorruptSlideError,
+    MissingResolutionError,
+    SlideNotFoundError,
+    UnsupportedSlideError,
+)
+from omicslens.core.formats.ome_zarr import is_ome_zarr, open_ome_zarr
+from omicslens.core.formats.plain import open_plain
+from omicslens.core.formats.tiff import open_tiff
+from omicslens.core.pyramid import add_lazy_pyramid
+from omicslens.core.slide import Slide, SlideParts
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+#: Extensions we claim; a file with one of them that is empty or unparsable is "corrupt",
+#: any other unreadable file is "unsupported".
+SLIDE_EXTENSIONS = (
+    ".svs", ".ndpi", ".tif", ".tiff", ".ome.tif", ".ome.tiff", ".btf", ".tf8",
+    ".jpg", ".jpeg", ".png", ".zarr", ".ome.zarr",
+)
+
+
+def sniff_format(path: str | os.PathLike[str]) -> str | None:
+    """'tiff', 'jpeg', 'png', 'ome-zarr' or None, from the file's first bytes."""
+    path = Path(path)
+    if path.is_dir():
+        return "ome-zarr" if is_ome_zarr(path) else None
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError:
+        return None
+    if head[:4] in _TIFF_MAGIC:
+        return "tiff"
+    if head.startswith(_JPEG_MAGIC):
+        return "jpeg"
+    if head.startswith(_PNG_MAGIC):
+        return "png"
+    return None
+
+
+def open_slide(
+    path: str | os.PathLike[str], mpp: float | tuple[float, float] | None = None
+) -> Slide:
+    """Open a slide lazily.
+
+    ``mpp`` (microns per pixel, one number or (x, y)) overrides whatever the file says; it
+    is required when the file states no usable resolution.
+
+    Raises :class:`SlideNotFoundError`, :class:`UnsupportedSlideError`,
+    :class:`CorruptSlideError`, :class:`MissingResolutionError` or
+    :class:`InvalidResolutionError`, each naming the file.
+    """
+    path = Path(path).expanduser()
+    given = res.override(mpp) if mpp is not None else None
+    if not path.exists():
+        raise SlideNotFoundError(path, "no such file or directory")
+    kind = sniff_format(path)
+    if kind is None:
+        if path.is_dir():
+            raise UnsupportedSlideError(path, "directory is not an OME-Zarr image (no .zattrs or zarr.json)")
+        if path.stat().st_size == 0:
+            raise CorruptSlideError(path, "file is empty")
+        if path.name.lower().endswith(SLIDE_EXTENSIONS):
+            raise CorruptSlideError(
+                path, "file has a slide extension but its content is not TIFF, JPEG or PNG"
+            )
+        raise UnsupportedSlideError(
+            path, "not a slide format OmicsLens reads (TIFF/SVS/NDPI/OME-TIFF, OME-Zarr, JPEG, PNG)"
+        )
+    if kind == "tiff":
+        parts = open_tiff(path)
+    elif kind == "ome-zarr":
+        parts = open_ome_zarr(path)
+    else:
+        parts = open_plain(path)
+    return _assemble(path, parts, given)
+
+
+def _assemble(path: Path, parts: SlideParts, given: res.Resolution | None) -> Slide:
+    resolution = given or parts.resolution
+    if resolution is None:
+        if parts.close:
+            parts.close()
+        raise MissingResolutionError(
+            path,
+            parts.resolution_problem or "the file states no pixel size",
+            hint=parts.resolution_hint,
+        )
+    if given is not None and parts.resolution is not None:
+        parts.metadata["resolution_in_file"] = {
+            "mpp_x": parts.resolution.mpp_x,
+            "mpp_y": parts.resolution.mpp_y,
+            "source": parts.resolution.source,
+        }
+    parts.levels = add_lazy_pyramid(parts.levels, decoded_whole=parts.format in ("jpeg", "png"))
+    return Slide(path, parts, resolution)
