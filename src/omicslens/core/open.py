@@ -31,8 +31,19 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 #: Extensions we claim; a file with one of them that is empty or unparsable is "corrupt",
 #: any other unreadable file is "unsupported".
 SLIDE_EXTENSIONS = (
-    ".svs", ".ndpi", ".tif", ".tiff", ".ome.tif", ".ome.tiff", ".btf", ".tf8",
-    ".jpg", ".jpeg", ".png", ".zarr", ".ome.zarr",
+    ".svs",
+    ".ndpi",
+    ".tif",
+    ".tiff",
+    ".ome.tif",
+    ".ome.tiff",
+    ".btf",
+    ".tf8",
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".zarr",
+    ".ome.zarr",
 )
 
 
@@ -74,7 +85,9 @@ def open_slide(
     kind = sniff_format(path)
     if kind is None:
         if path.is_dir():
-            raise UnsupportedSlideError(path, "directory is not an OME-Zarr image (no .zattrs or zarr.json)")
+            raise UnsupportedSlideError(
+                path, "directory is not an OME-Zarr image (no .zattrs or zarr.json)"
+            )
         if path.stat().st_size == 0:
             raise CorruptSlideError(path, "file is empty")
         if path.name.lower().endswith(SLIDE_EXTENSIONS):

@@ -107,8 +107,13 @@ def _halve_lazy(image: da.Array) -> da.Array:
     height, width = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
     trimmed = image[:height, :width]
     # Even chunks so that each 2x2 block lies inside one chunk.
-    even = tuple(max(2, c[0] // 2 * 2) for c in trimmed.chunks[:2]) + (trimmed.shape[2],)
+    even = tuple(max(2, c[0] // 2 * 2) for c in trimmed.chunks[:2])
+    even = (*even, trimmed.shape[2])
     trimmed = trimmed.rechunk(even)
-    reduced = trimmed.map_blocks(halve, chunks=tuple(tuple(c // 2 for c in ch) for ch in trimmed.chunks[:2]) + (trimmed.shape[2],), dtype=image.dtype)
+    reduced = trimmed.map_blocks(
+        halve,
+        chunks=(*(tuple(c // 2 for c in ch) for ch in trimmed.chunks[:2]), trimmed.shape[2]),
+        dtype=image.dtype,
+    )
     target = max(256, min(1024, reduced.shape[0], reduced.shape[1]))
     return reduced.rechunk((target, target, reduced.shape[2]))

@@ -153,7 +153,9 @@ def from_ome_pixels(attributes: dict[str, str]) -> tuple[Resolution | None, str 
     if size_x is None or size_y is None:
         return None, None
     unit_x = unit_to_um(attributes.get("PhysicalSizeXUnit", "µm"))
-    unit_y = unit_to_um(attributes.get("PhysicalSizeYUnit", attributes.get("PhysicalSizeXUnit", "µm")))
+    unit_y = unit_to_um(
+        attributes.get("PhysicalSizeYUnit", attributes.get("PhysicalSizeXUnit", "µm"))
+    )
     if unit_x is None or unit_y is None:
         return None, (
             "OME PhysicalSize unit "

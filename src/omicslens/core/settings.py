@@ -47,5 +47,8 @@ def remember_mpp(slide_path: str | os.PathLike[str], mpp: float) -> None:
     checked = override(mpp).mpp
     file = config_dir() / _RESOLUTIONS_FILE
     data = _load(file)
-    data[slide_fingerprint(slide_path)] = {"mpp": checked, "last_path": str(Path(slide_path).resolve())}
+    data[slide_fingerprint(slide_path)] = {
+        "mpp": checked,
+        "last_path": str(Path(slide_path).resolve()),
+    }
     write_text_atomic(file, json.dumps(data, indent=2, sort_keys=True))

@@ -180,7 +180,9 @@ class Slide:
             out[y0 - y : y1 - y, x0 - x : x1 - x] = self._read(source, level, y0, y1, x0, x1)
         return out
 
-    def _read(self, source: LevelSource, level: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    def _read(
+        self, source: LevelSource, level: int, y0: int, y1: int, x0: int, x1: int
+    ) -> np.ndarray:
         try:
             return source.read(y0, y1, x0, x1)
         except Exception as exc:  # a decode error deep in a codec: say where it happened
@@ -216,17 +218,23 @@ class Slide:
             loader = self._associated[name]
         except KeyError:
             available = ", ".join(self.associated_images) or "none"
-            raise KeyError(f"{self.path}: no associated image {name!r} (available: {available})") from None
+            raise KeyError(
+                f"{self.path}: no associated image {name!r} (available: {available})"
+            ) from None
         try:
             return loader()
         except Exception as exc:
-            raise SlideReadError(self.path, f"cannot read associated image {name!r}: {exc}") from exc
+            raise SlideReadError(
+                self.path, f"cannot read associated image {name!r}: {exc}"
+            ) from exc
 
     def info(self) -> dict[str, Any]:
         """A JSON-serialisable summary (what ``omicslens info --json`` prints)."""
         levels = []
         for index, ((h, w), down, tile, comp) in enumerate(
-            zip(self.level_shapes, self.downsamples, self.tile_sizes, self.compressions, strict=True)
+            zip(
+                self.level_shapes, self.downsamples, self.tile_sizes, self.compressions, strict=True
+            )
         ):
             mpp_x, mpp_y = self.level_mpp(index)
             levels.append(
@@ -254,9 +262,7 @@ class Slide:
             "mpp_source": self.resolution.source,
             "objective_power": self.objective_power,
             "levels": levels,
-            "associated_images": {
-                name: None for name in self.associated_images
-            },
+            "associated_images": {name: None for name in self.associated_images},
             "metadata": _jsonable(self.metadata),
         }
 

@@ -29,12 +29,12 @@ def open_ome_zarr(path: Path) -> SlideParts:
         group = zarr.open_group(str(path), mode="r")
     except Exception as exc:
         raise CorruptSlideError(path, f"not a readable zarr group ({exc})") from exc
-    attrs = dict(group.attrs)
+    attrs: dict[str, Any] = dict(group.attrs)
     multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
     if not multiscales:
         raise UnsupportedSlideError(path, "zarr group has no OME-NGFF 'multiscales' metadata")
-    spec = multiscales[0]
-    axes_spec = spec.get("axes") or [{"name": n} for n in ("t", "c", "z", "y", "x")]
+    spec: dict[str, Any] = multiscales[0]
+    axes_spec: list[Any] = spec.get("axes") or [{"name": n} for n in ("t", "c", "z", "y", "x")]
     axes_spec = [a if isinstance(a, dict) else {"name": a} for a in axes_spec]
     names = [str(a["name"]).lower() for a in axes_spec]
     if "x" not in names or "y" not in names:
@@ -43,7 +43,7 @@ def open_ome_zarr(path: Path) -> SlideParts:
     levels: list[LevelSource] = []
     for dataset in spec.get("datasets", []):
         try:
-            array = group[dataset["path"]]
+            array: Any = group[dataset["path"]]
         except KeyError as exc:
             raise CorruptSlideError(path, f"dataset {dataset.get('path')!r} is missing") from exc
         chunks = array.chunks

@@ -9,6 +9,7 @@ tries to draw it.
 from __future__ import annotations
 
 import os
+import struct
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -173,11 +174,7 @@ def _is_next_level(main: Any, levels: list[LevelSource], other: Any) -> bool:
         return False
     previous = levels[-1].shape
     candidate = NativeLevel(np.empty(other.shape, dtype=np.uint8), other.axes).shape
-    return (
-        candidate[2] == previous[2]
-        and candidate[0] < previous[0]
-        and candidate[1] < previous[1]
-    )
+    return candidate[2] == previous[2] and candidate[0] < previous[0] and candidate[1] < previous[1]
 
 
 def _associated_name(name: str | None) -> str | None:
@@ -197,7 +194,9 @@ def _associated(series_list: list[Any]) -> dict[str, Any]:
 
         def load(series: Any = series) -> np.ndarray:
             data = series.asarray()
-            return NativeLevel(data, series.axes).read(0, data.shape[series.axes.index("Y")], 0, data.shape[series.axes.index("X")])
+            return NativeLevel(data, series.axes).read(
+                0, data.shape[series.axes.index("Y")], 0, data.shape[series.axes.index("X")]
+            )
 
         found[name] = load
     return found
@@ -223,7 +222,9 @@ def _ome_images(path: Path, ome_xml: str) -> list[dict[str, Any]]:
         if _local(image.tag) != "Image":
             continue
         pixels = next((c for c in image if _local(c.tag) == "Pixels"), None)
-        images.append({"name": image.get("Name"), "pixels": dict(pixels.attrib) if pixels is not None else {}})
+        images.append(
+            {"name": image.get("Name"), "pixels": dict(pixels.attrib) if pixels is not None else {}}
+        )
     return images
 
 
@@ -258,6 +259,13 @@ def _check_complete(path: Path, tif: tifffile.TiffFile) -> None:
     or crashes while panning; reading the offset tables (no pixels) catches it at open.
     """
     size = os.path.getsize(path)
+    dangling = _dangling_next_ifd(tif)
+    if dangling is not None and dangling >= size:
+        raise CorruptSlideError(
+            path,
+            f"file is truncated: the last image directory points to byte {dangling:,} "
+            f"but the file has only {size:,} bytes (images stored after it are missing)",
+        )
     for page in tif.pages:
         if not isinstance(page, tifffile.TiffPage):
             continue
@@ -274,6 +282,26 @@ def _check_complete(path: Path, tif: tifffile.TiffFile) -> None:
                     f"file is truncated: image data of page {page.index} ends at byte {end:,} "
                     f"but the file has only {size:,} bytes",
                 )
+
+
+def _dangling_next_ifd(tif: tifffile.TiffFile) -> int | None:
+    """The next-IFD offset stored after the last page tifffile could index, if non-zero.
+
+    tifffile stops indexing pages at an offset beyond the end of the file and only logs
+    it; a slide cut after its pyramid would silently lose its label and macro images.
+    """
+    pages = tif.pages
+    len(pages)  # index every page
+    position = getattr(pages, "_nextpageoffset", None)
+    if position is None:
+        return None
+    handle = tif.filehandle
+    handle.seek(position)
+    raw = handle.read(tif.tiff.offsetsize)
+    if len(raw) != tif.tiff.offsetsize:
+        return None
+    offset = int(struct.unpack(tif.tiff.offsetformat, raw)[0])
+    return offset or None
 
 
 def _check_decodable(path: Path, levels: list[LevelSource]) -> None:

@@ -1,0 +1,37 @@
+"""Bundled sample images (real data, see assets/samples/README.md for provenance).
+
+In a source checkout or editable install the files live in ``assets/samples`` at the
+repository root; a wheel carries them as ``omicslens/_samples``. Both are searched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: Sample key (as in napari.yaml) -> file name.
+SAMPLES: dict[str, str] = {
+    "cmu1": "CMU-1-Small-Region.svs",
+    "her2st-c6": "her2st-C6-half.ome.tif",
+    "bccd-smear": "bccd-BloodImage_00001.tif",
+}
+
+
+def _candidate_dirs() -> list[Path]:
+    package = Path(__file__).resolve().parents[1]
+    return [package / "_samples", package.parents[1] / "assets" / "samples"]
+
+
+def sample_path(key: str) -> Path:
+    """Path of a bundled sample.
+
+    ``KeyError`` lists the valid keys; ``FileNotFoundError`` says where we looked.
+    """
+    try:
+        name = SAMPLES[key]
+    except KeyError:
+        raise KeyError(f"unknown sample {key!r}; choose one of {', '.join(SAMPLES)}") from None
+    for folder in _candidate_dirs():
+        if (folder / name).exists():
+            return folder / name
+    searched = ", ".join(str(d) for d in _candidate_dirs())
+    raise FileNotFoundError(f"sample {name} not found (looked in {searched})")

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytestmark = pytest.mark.gui
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/gui" in str(item.fspath):
+            item.add_marker(pytest.mark.gui)
+            if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
+                item.add_marker(pytest.mark.skip(reason="needs a display: run under xvfb-run"))

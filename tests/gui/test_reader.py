@@ -1,0 +1,104 @@
+"""A real napari viewer opens slides through the plugin, in micrometres, with pixels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from omicslens._napari import reader as reader_module
+from omicslens._napari.layers import slide_of
+from omicslens._napari.reader import napari_get_reader
+from tests.conftest import CMU1, TCGA
+
+
+def _wait_for_pixels(viewer, qtbot) -> np.ndarray:
+    shot: dict[str, np.ndarray] = {}
+
+    def drawn() -> bool:
+        shot["image"] = viewer.screenshot(canvas_only=True, flash=False)
+        rgb = shot["image"][..., :3]
+        return rgb.std() > 10  # tissue texture, not a flat background
+
+    qtbot.waitUntil(drawn, timeout=10000)
+    return shot["image"]
+
+
+def test_reader_declines_files_it_cannot_read(tmp_path: Path) -> None:
+    text = tmp_path / "table.csv"
+    text.write_text("a,b\n1,2\n")
+    assert napari_get_reader(str(text)) is None
+    assert napari_get_reader(str(tmp_path)) is None  # a plain folder is not OME-Zarr
+    assert callable(napari_get_reader(str(CMU1)))
+
+
+def test_open_svs_in_viewer_scale_in_micrometres(make_napari_viewer, qtbot) -> None:
+    viewer = make_napari_viewer(show=True)
+    layers = viewer.open(str(CMU1), plugin="omicslens")
+    assert len(layers) == 1
+    layer = layers[0]
+    assert layer.rgb
+    np.testing.assert_allclose(layer.scale, (0.499, 0.499))
+    assert [str(u) for u in layer.units] == ["micrometer", "micrometer"]
+    assert slide_of(layer) is not None
+    assert layer.metadata["omicslens"]["info"]["mpp_source"] == "Aperio MPP field"
+    viewer.reset_view()
+    image = _wait_for_pixels(viewer, qtbot)
+    # H&E on screen: pinkish (red channel above green) somewhere in the canvas
+    rgb = image[..., :3].astype(float)
+    assert (rgb[..., 0] - rgb[..., 1]).max() > 30
+
+
+def test_missing_resolution_asks_once_and_remembers(make_napari_viewer, monkeypatch) -> None:
+    asked: list[str] = []
+
+    def answer(path: Path, problem: str) -> float:
+        asked.append(problem)
+        return 0.2527
+
+    monkeypatch.setattr(reader_module, "ask_resolution", answer)
+    viewer = make_napari_viewer(show=False)
+    layer = viewer.open(str(TCGA), plugin="omicslens")[0]
+    np.testing.assert_allclose(layer.scale, (0.2527, 0.2527))
+    assert layer.multiscale and len(layer.data) == 2
+    assert len(asked) == 1 and "MPP" in asked[0]
+    viewer.layers.clear()
+    viewer.open(str(TCGA), plugin="omicslens")
+    assert len(asked) == 1  # remembered, not asked again
+
+
+def test_cancelled_resolution_leaves_viewer_usable(make_napari_viewer, monkeypatch) -> None:
+    monkeypatch.setattr(reader_module, "ask_resolution", lambda path, problem: None)
+    viewer = make_napari_viewer(show=False)
+    with pytest.raises(Exception, match="MPP"):
+        viewer.open(str(TCGA), plugin="omicslens")
+    assert len(viewer.layers) == 0
+    viewer.open(str(CMU1), plugin="omicslens")  # still works
+    assert len(viewer.layers) == 1
+
+
+def test_resolution_dialog_requires_a_plausible_number(qtbot) -> None:
+    from qtpy.QtWidgets import QDialogButtonBox
+
+    from omicslens._napari.resolution_dialog import ResolutionDialog
+
+    dialog = ResolutionDialog(TCGA, "no MPP")
+    qtbot.addWidget(dialog)
+    ok = dialog.buttons.button(QDialogButtonBox.Ok)
+    assert dialog.field.text() == ""  # nothing pre-filled: no guess
+    assert not ok.isEnabled()
+    dialog.field.setText("0.2527")
+    assert ok.isEnabled() and dialog.value() == pytest.approx(0.2527)
+    dialog.field.setText("900")
+    assert dialog.value() is None and not ok.isEnabled()
+
+
+@pytest.mark.parametrize("key", ["cmu1", "her2st-c6", "bccd-smear"])
+def test_sample_data_opens(make_napari_viewer, key: str) -> None:
+    viewer = make_napari_viewer(show=False)
+    layers = viewer.open_sample("omicslens", key)
+    assert len(layers) == 1
+    slide = slide_of(layers[0])
+    assert slide is not None
+    assert layers[0].scale[0] == pytest.approx(slide.mpp_y)

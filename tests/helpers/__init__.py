@@ -1,0 +1,1 @@
+"""Test helpers: writers for every slide layout, from real pixels."""
