@@ -52,3 +52,11 @@ def remember_mpp(slide_path: str | os.PathLike[str], mpp: float) -> None:
         "last_path": str(Path(slide_path).resolve()),
     }
     write_text_atomic(file, json.dumps(data, indent=2, sort_keys=True))
+
+
+def cache_dir() -> Path:
+    """Where predictions are cached: ``$OMICSLENS_CACHE_DIR`` or the user cache folder."""
+    from platformdirs import user_cache_dir
+
+    configured = os.environ.get("OMICSLENS_CACHE_DIR")
+    return Path(configured) if configured else Path(user_cache_dir("omicslens", appauthor=False))

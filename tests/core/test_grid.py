@@ -1,0 +1,55 @@
+"""The model's tile grid maps micrometres onto level-0 pixels exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from omicslens.core.grid import TileGrid
+
+
+def test_tile_size_follows_model_spacing_not_scanner_pixels() -> None:
+    grid = TileGrid(width=2220, height=2967, mpp_x=0.499, mpp_y=0.499, patch_px=224, spacing_um=0.5)
+    assert grid.tile_um == pytest.approx(112.0)
+    assert grid.tile_w == pytest.approx(224 * 0.5 / 0.499)
+    assert grid.cols == 10  # 2220 / 224.449 = 9.89 -> 10 (last column runs past the edge)
+    assert grid.rows == 14  # 2967 / 224.449 = 13.2 -> 14
+
+
+def test_exact_multiple_has_no_extra_column() -> None:
+    grid = TileGrid(width=448, height=224, mpp_x=0.5, mpp_y=0.5, patch_px=224, spacing_um=0.5)
+    assert grid.shape == (1, 2)
+
+
+def test_tiles_in_rect_are_exactly_the_overlapping_ones() -> None:
+    grid = TileGrid(width=1000, height=1000, mpp_x=1.0, mpp_y=1.0, patch_px=100, spacing_um=1.0)
+    tiles = grid.tiles_in_rect(150, 250, 350, 260)
+    rows, cols = grid.row_col(tiles)
+    assert sorted(zip(rows.tolist(), cols.tolist(), strict=True)) == [(2, 1), (2, 2), (2, 3)]
+    assert len(grid.tiles_in_rect(-500, -500, -10, -10)) == 0
+    assert len(grid.tiles_in_rect(0, 0, 5000, 5000)) == 100
+
+
+def test_centre_first_orders_by_distance() -> None:
+    grid = TileGrid(width=500, height=500, mpp_x=1.0, mpp_y=1.0, patch_px=100, spacing_um=1.0)
+    ordered = grid.centre_first(grid.tiles_in_rect(0, 0, 500, 500), 250, 250)
+    assert ordered[0] == grid.index(2, 2)
+    centres = grid.centres(ordered)
+    distance = np.hypot(centres[:, 0] - 250, centres[:, 1] - 250)
+    assert np.all(np.diff(distance) >= -1e-9)
+
+
+def test_bounds_and_signature() -> None:
+    grid = TileGrid(width=1000, height=800, mpp_x=0.25, mpp_y=0.25, patch_px=224, spacing_um=0.5)
+    x, y, w, h = grid.bounds(int(grid.index(1, 2)))
+    assert (x, y, w, h) == pytest.approx((896.0, 448.0, 448.0, 448.0))
+    other = TileGrid(width=1000, height=800, mpp_x=0.26, mpp_y=0.26, patch_px=224, spacing_um=0.5)
+    assert grid.signature() != other.signature()
+
+
+@pytest.mark.parametrize("field", ["width", "patch_px", "mpp_x", "spacing_um"])
+def test_invalid_grid_is_rejected(field: str) -> None:
+    kwargs = dict(width=10, height=10, mpp_x=1.0, mpp_y=1.0, patch_px=4, spacing_um=1.0)
+    kwargs[field] = 0
+    with pytest.raises(ValueError, match=field):
+        TileGrid(**kwargs)  # type: ignore[arg-type]
