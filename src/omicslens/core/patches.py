@@ -21,16 +21,30 @@ from omicslens.core.slide import Slide
 def read_patch(slide: Slide, grid: TileGrid, index: int) -> np.ndarray:
     """One tile as a (patch_px, patch_px, 3) uint8 RGB array at the model's spacing."""
     x, y, w, h = grid.bounds(index)
-    needed = min(w, h) / grid.patch_px  # level-0 pixels per model pixel
+    return read_window(slide, x, y, w, h, grid.patch_px)
+
+
+def read_centred(slide: Slide, cx: float, cy: float, size_um: float, out_px: int) -> np.ndarray:
+    """A square of ``size_um`` centred on level-0 point (cx, cy), as ``out_px`` pixels.
+
+    Used for spot-centred training patches and for context windows around a tile.
+    """
+    w, h = size_um / slide.mpp_x, size_um / slide.mpp_y
+    return read_window(slide, cx - w / 2, cy - h / 2, w, h, out_px)
+
+
+def read_window(slide: Slide, x: float, y: float, w: float, h: float, out_px: int) -> np.ndarray:
+    """The level-0 box (x, y, w, h), fractional, resampled to (out_px, out_px, 3) uint8."""
+    needed = min(w, h) / out_px  # level-0 pixels per output pixel
     level = slide.best_level_for_downsample(needed)
     down_x = slide.level_shapes[0][1] / slide.level_shapes[level][1]
     down_y = slide.level_shapes[0][0] / slide.level_shapes[level][0]
     lx, ly, lw, lh = x / down_x, y / down_y, w / down_x, h / down_y
     ix, iy = math.floor(lx), math.floor(ly)
-    iw = math.ceil(lx + lw) - ix
-    ih = math.ceil(ly + lh) - iy
+    iw = max(1, math.ceil(lx + lw) - ix)
+    ih = max(1, math.ceil(ly + lh) - iy)
     region = slide.read_region(ix, iy, iw, ih, level=level)
-    return _to_patch(region, (lx - ix, ly - iy, lx - ix + lw, ly - iy + lh), grid.patch_px)
+    return _to_patch(region, (lx - ix, ly - iy, lx - ix + lw, ly - iy + lh), out_px)
 
 
 def read_patches(slide: Slide, grid: TileGrid, indices: np.ndarray) -> np.ndarray:

@@ -35,3 +35,19 @@ def sample_path(key: str) -> Path:
             return folder / name
     searched = ", ".join(str(d) for d in _candidate_dirs())
     raise FileNotFoundError(f"sample {name} not found (looked in {searched})")
+
+
+def _model_dirs() -> list[Path]:
+    package = Path(__file__).resolve().parents[1]
+    return [package / "_models", package.parents[1] / "assets" / "models"]
+
+
+def bundled_models() -> dict[str, Path]:
+    """Model bundles shipped with OmicsLens: folder name -> folder (with a config.json)."""
+    found: dict[str, Path] = {}
+    for folder in _model_dirs():
+        if folder.is_dir():
+            for child in sorted(folder.iterdir()):
+                if (child / "config.json").is_file():
+                    found.setdefault(child.name, child)
+    return found

@@ -1,0 +1,349 @@
+"""Dock widget: run a model on the tiles in view and show the result as a heatmap.
+
+Everything slow (loading weights, tissue detection, opening the prediction cache, reading
+a whole output raster) runs in napari ``thread_worker``s; the widget only wires results
+into layers. See :mod:`omicslens._napari.live_inference` for the threading of inference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from napari.qt.threading import thread_worker
+from napari.utils import progress
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from omicslens._napari.layers import slide_of
+from omicslens._napari.live_inference import LiveInference
+from omicslens.core.samples import bundled_models
+
+if TYPE_CHECKING:
+    import napari
+
+    from omicslens.models.session import InferenceSession
+
+COLORMAPS = ("inferno", "viridis", "magma", "turbo", "plasma", "gray")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _open_session(slide: Any, bundle_path: str, device: str) -> tuple[Any, Any]:
+    """Worker: prepare the session and read its cached raster for the first output.
+
+    A problem with the user's input (a broken bundle, an unavailable device) comes back
+    as ``(None, error)`` so the widget shows it; anything else is a bug and is raised.
+    """
+    from omicslens.core.errors import OmicsLensError
+    from omicslens.models.session import InferenceSession
+
+    try:
+        session = InferenceSession.open(
+            slide, bundle_path, device=None if device == "auto" else device
+        )
+    except OmicsLensError as error:
+        return None, error
+    return session, session.store.raster(0)
+
+
+class InferenceWidget(QWidget):
+    """Pick a slide layer and a model bundle, then predict the tiles in view."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.live: LiveInference | None = None
+        self._progress: Any = None
+        self._worker: Any = None
+
+        self.layer_combo = QComboBox()
+        self.model_combo = QComboBox()
+        self.browse_button = QPushButton("Folder…")
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(DEVICES)
+        self.start_button = QPushButton("Load model")
+        self.follow_check = QCheckBox("Follow the view (predict what is on screen)")
+        self.follow_check.setChecked(True)
+        self.whole_button = QPushButton("Predict whole slide")
+        self.cancel_button = QPushButton("Cancel")
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setPlaceholderText("Search outputs (genes, classes)…")
+        self.output_list = QListWidget()
+        self.colormap_combo = QComboBox()
+        self.colormap_combo.addItems(COLORMAPS)
+        self.opacity_slider = QSlider(Qt.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(60)
+        self.auto_contrast = QCheckBox("auto (1st-99th percentile)")
+        self.auto_contrast.setChecked(True)
+        self.low_spin = QDoubleSpinBox()
+        self.high_spin = QDoubleSpinBox()
+        for spin in (self.low_spin, self.high_spin):
+            spin.setRange(-1e9, 1e9)
+            spin.setDecimals(4)
+            spin.setEnabled(False)
+        self.status = QLabel("No model loaded")
+        self.status.setWordWrap(True)
+
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_combo, 1)
+        model_row.addWidget(self.browse_button)
+        run_row = QHBoxLayout()
+        run_row.addWidget(self.whole_button)
+        run_row.addWidget(self.cancel_button)
+        contrast_row = QHBoxLayout()
+        contrast_row.addWidget(self.auto_contrast)
+        contrast_row.addWidget(self.low_spin)
+        contrast_row.addWidget(self.high_spin)
+        form = QFormLayout()
+        form.addRow("Slide", self.layer_combo)
+        form.addRow("Model", model_row)
+        form.addRow("Device", self.device_combo)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.start_button)
+        layout.addWidget(self.follow_check)
+        layout.addLayout(run_row)
+        layout.addWidget(QLabel("Output"))
+        layout.addWidget(self.filter_edit)
+        layout.addWidget(self.output_list, 1)
+        display = QFormLayout()
+        display.addRow("Colormap", self.colormap_combo)
+        display.addRow("Opacity", self.opacity_slider)
+        display.addRow("Contrast", contrast_row)
+        layout.addLayout(display)
+        layout.addWidget(self.status)
+
+        for name, folder in bundled_models().items():
+            self.model_combo.addItem(name, str(folder))
+        self.browse_button.clicked.connect(self._browse)
+        self.start_button.clicked.connect(self.load_model)
+        self.follow_check.toggled.connect(self._follow_toggled)
+        self.whole_button.clicked.connect(self.predict_whole_slide)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.filter_edit.textChanged.connect(self._filter_outputs)
+        self.output_list.currentRowChanged.connect(self._output_chosen)
+        self.colormap_combo.currentTextChanged.connect(self._colormap_changed)
+        self.opacity_slider.valueChanged.connect(self._opacity_changed)
+        self.auto_contrast.toggled.connect(self._contrast_mode_changed)
+        self.low_spin.valueChanged.connect(self._contrast_changed)
+        self.high_spin.valueChanged.connect(self._contrast_changed)
+        self.viewer.layers.events.inserted.connect(self._refresh_layers)
+        self.viewer.layers.events.removed.connect(self._refresh_layers)
+        self._set_running(False)
+        self._refresh_layers()
+
+    # -- choices -------------------------------------------------------------------------
+    def _refresh_layers(self, event: Any = None) -> None:
+        current = self.layer_combo.currentText()
+        self.layer_combo.clear()
+        for layer in self.viewer.layers:
+            if slide_of(layer) is not None:
+                self.layer_combo.addItem(layer.name)
+        index = self.layer_combo.findText(current)
+        if index >= 0:
+            self.layer_combo.setCurrentIndex(index)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Model bundle folder (with config.json)")
+        if folder:
+            self.add_model_folder(folder)
+
+    def add_model_folder(self, folder: str | Path) -> None:
+        folder = str(folder)
+        index = self.model_combo.findData(folder)
+        if index < 0:
+            self.model_combo.addItem(Path(folder).name, folder)
+            index = self.model_combo.count() - 1
+        self.model_combo.setCurrentIndex(index)
+
+    # -- loading -------------------------------------------------------------------------
+    def load_model(self) -> None:
+        """Prepare the chosen model for the chosen slide layer, off the main thread."""
+        layer = self._slide_layer()
+        bundle_path = self.model_combo.currentData()
+        if layer is None or not bundle_path:
+            self.status.setText("Open a slide and choose a model bundle first.")
+            return
+        self.close_live()
+        self.start_button.setEnabled(False)
+        self.status.setText(f"Loading {Path(bundle_path).name}…")
+        worker = thread_worker(_open_session, start_thread=False)(
+            slide_of(layer), bundle_path, self.device_combo.currentText()
+        )
+        worker.returned.connect(lambda result: self._session_ready(layer, *result))
+        worker.errored.connect(self._load_failed)
+        self._worker = worker
+        worker.start()
+
+    def _load_failed(self, error: BaseException) -> None:
+        self.start_button.setEnabled(True)
+        self.status.setText(f"Could not load the model: {error}")
+
+    def _session_ready(self, layer: Any, session: InferenceSession | None, raster: Any) -> None:
+        if session is None:
+            self._load_failed(raster)
+            return
+        self.start_button.setEnabled(True)
+        self.live = LiveInference(
+            self.viewer,
+            layer,
+            session,
+            raster,
+            follow_view=self.follow_check.isChecked(),
+            colormap=self.colormap_combo.currentText(),
+            opacity=self.opacity_slider.value() / 100,
+        )
+        self.live.stats_changed.connect(self._show_stats)
+        self.live.error.connect(lambda message: self.status.setText(f"Problem: {message}"))
+        self.live.progress.connect(self._show_progress)
+        self._fill_outputs(session)
+        self._set_running(True)
+        device = session.predictor.device
+        tissue = int(session.tissue_tiles.sum())
+        self.status.setText(
+            f"{session.bundle.name} on {device}: {tissue} tissue tiles of "
+            f"{session.grid.tile_um:g} um; {session.store.done_count} already predicted."
+        )
+
+    def _fill_outputs(self, session: InferenceSession) -> None:
+        self.output_list.blockSignals(True)
+        self.output_list.clear()
+        scores = _validation_scores(session)
+        for position, name in enumerate(session.bundle.output_names):
+            label = name if position not in scores else f"{name}  (r = {scores[position]:.2f})"
+            item = QListWidgetItem(label)
+            item.setData(Qt.UserRole, position)
+            self.output_list.addItem(item)
+        self.output_list.setCurrentRow(0)
+        self.output_list.blockSignals(False)
+
+    def _filter_outputs(self, text: str) -> None:
+        needle = text.strip().lower()
+        for row in range(self.output_list.count()):
+            item = self.output_list.item(row)
+            item.setHidden(bool(needle) and needle not in item.text().lower())
+
+    def _output_chosen(self, row: int) -> None:
+        if self.live is None or row < 0:
+            return
+        output = int(self.output_list.item(row).data(Qt.UserRole))
+        store = self.live.session.store
+        worker = thread_worker(store.raster, start_thread=False)(output)
+        live = self.live
+        worker.returned.connect(lambda raster: live.set_output(output, raster))
+        worker.start()
+        self._worker = worker
+
+    # -- running -------------------------------------------------------------------------
+    def _follow_toggled(self, checked: bool) -> None:
+        if self.live is not None:
+            self.live.set_follow_view(checked)
+
+    def predict_whole_slide(self) -> None:
+        if self.live is None:
+            return
+        remaining = self.live.predict_whole_slide()
+        if remaining:
+            self._progress = progress(total=remaining, desc="OmicsLens: whole slide")
+        self.status.setText(f"Whole slide: {remaining} tiles to predict.")
+
+    def cancel(self) -> None:
+        if self.live is not None:
+            self.live.cancel()
+        self._close_progress()
+        self.status.setText("Cancelled.")
+
+    def _show_progress(self, done: int, total: int) -> None:
+        if self._progress is not None:
+            self._progress.n = done
+            self._progress.refresh()
+            if done >= total:
+                self._close_progress()
+
+    def _close_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+
+    def _show_stats(self, stats: Any) -> None:
+        self.status.setText(
+            f"{stats.done} tiles predicted · {stats.queued} queued · "
+            f"{stats.tiles_per_second:.1f} tiles/s"
+            + (f" · {stats.failed} failed" if stats.failed else "")
+        )
+
+    # -- display -------------------------------------------------------------------------
+    def _colormap_changed(self, name: str) -> None:
+        if self.live is not None:
+            self.live.overlay.layer.colormap = name
+
+    def _opacity_changed(self, value: int) -> None:
+        if self.live is not None:
+            self.live.overlay.layer.opacity = value / 100
+
+    def _contrast_mode_changed(self, auto: bool) -> None:
+        self.low_spin.setEnabled(not auto)
+        self.high_spin.setEnabled(not auto)
+        if self.live is None:
+            return
+        if auto:
+            self.live.overlay.use_auto_contrast()
+        else:
+            low, high = self.live.overlay.layer.contrast_limits
+            self.low_spin.setValue(low)
+            self.high_spin.setValue(high)
+
+    def _contrast_changed(self, value: float = 0.0) -> None:
+        if self.live is not None and not self.auto_contrast.isChecked():
+            low, high = self.low_spin.value(), self.high_spin.value()
+            if high > low:
+                self.live.overlay.set_fixed_contrast(low, high)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _slide_layer(self) -> Any:
+        name = self.layer_combo.currentText()
+        for layer in self.viewer.layers:  # LayerList has no .get()
+            if layer.name == name:
+                return layer
+        return None
+
+    def _set_running(self, running: bool) -> None:
+        for widget in (self.whole_button, self.cancel_button, self.output_list, self.filter_edit):
+            widget.setEnabled(running)
+
+    def close_live(self) -> None:
+        if self.live is not None:
+            self.live.close()
+            self.live = None
+        self._close_progress()
+        self._set_running(False)
+
+    def closeEvent(self, event: Any) -> None:
+        self.close_live()
+        super().closeEvent(event)
+
+
+def _validation_scores(session: InferenceSession) -> dict[int, float]:
+    """Per-output validation Pearson from the bundle config, where it records one."""
+    scores: dict[int, float] = {}
+    for position, meta in enumerate(getattr(session.bundle.config, "outputs", None) or ()):
+        value = meta.get("pearson") if isinstance(meta, dict) else getattr(meta, "pearson", None)
+        if isinstance(value, (int, float)):
+            scores[position] = float(value)
+    return scores

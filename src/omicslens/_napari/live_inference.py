@@ -1,0 +1,198 @@
+"""Predict what the pathologist is looking at, while they look.
+
+Binds an :class:`~omicslens.models.session.InferenceSession` to a napari viewer:
+
+- camera moves (pan, zoom) are debounced and turned into the level-0 rectangle on screen,
+  which the scheduler plans centre-first, superseding the previous view;
+- the scheduler's worker thread only appends small (indices, values) records to a list;
+- a 10 Hz timer on the Qt main thread drains that list into the overlay layer, so the
+  main thread never reads a slide, never runs the model and never waits for either.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import QObject, QTimer, Signal
+
+from omicslens._napari.overlay import PredictionOverlay
+from omicslens.core.scheduler import BatchResult, SchedulerStats
+from omicslens.models.session import InferenceSession
+
+DRAIN_MS = 100
+DEBOUNCE_MS = 120
+
+
+def visible_rect(viewer: Any, slide_layer: Any) -> tuple[float, float, float, float]:
+    """The canvas area as a level-0 rectangle (x0, y0, x1, y1) of ``slide_layer``."""
+    height, width = viewer.canvas.size
+    zoom = max(viewer.camera.zoom, 1e-12)
+    cy, cx = viewer.camera.center[-2:]
+    half_h, half_w = height / zoom / 2, width / zoom / 2
+    sy, sx = slide_layer.scale[-2:]
+    ty, tx = slide_layer.translate[-2:]
+    return (
+        (cx - half_w - tx) / sx,
+        (cy - half_h - ty) / sy,
+        (cx + half_w - tx) / sx,
+        (cy + half_h - ty) / sy,
+    )
+
+
+class LiveInference(QObject):
+    """Overlay + scheduler + camera hookup for one slide layer and one model."""
+
+    stats_changed = Signal(object)  # SchedulerStats, on the main thread
+    error = Signal(str)
+    progress = Signal(int, int)  # whole-slide: done, total
+
+    def __init__(
+        self,
+        viewer: Any,
+        slide_layer: Any,
+        session: InferenceSession,
+        initial_raster: np.ndarray,
+        output: int = 0,
+        follow_view: bool = True,
+        colormap: str = "inferno",
+        opacity: float = 0.6,
+    ) -> None:
+        super().__init__()
+        self.viewer = viewer
+        self.slide_layer = slide_layer
+        self.session = session
+        self.output = output
+        self.overlay = PredictionOverlay(
+            viewer,
+            session.grid,
+            initial_raster,
+            name=f"{session.bundle.name} ({slide_layer.name})",
+            output_names=list(session.bundle.output_names),
+            output=output,
+            colormap=colormap,
+            opacity=opacity,
+            metadata={"bundle_hash": session.bundle.bundle_hash, "slide": slide_layer.name},
+        )
+        self._pending: list[BatchResult] = []
+        self._errors: list[str] = []
+        self._lock = threading.Lock()
+        self._whole_slide_total = 0
+        self._whole_slide_start = 0
+        self.scheduler = session.scheduler(on_result=self._from_worker, on_error=self._worker_error)
+        self._drain_timer = QTimer(self)
+        self._drain_timer.setInterval(DRAIN_MS)
+        self._drain_timer.timeout.connect(self.drain)
+        self._drain_timer.start()
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.update_view)
+        self.follow_view = False
+        self.set_follow_view(follow_view)
+
+    # -- worker thread side: append only ---------------------------------------------------
+    def _from_worker(self, result: BatchResult) -> None:
+        with self._lock:
+            self._pending.append(result)
+
+    def _worker_error(self, index: int, error: BaseException) -> None:
+        where = f"tile {index}" if index >= 0 else "a batch"
+        with self._lock:
+            self._errors.append(f"{where}: {error}")
+
+    # -- main thread ------------------------------------------------------------------------
+    def set_follow_view(self, follow: bool) -> None:
+        if follow == self.follow_view:
+            return
+        self.follow_view = follow
+        camera = self.viewer.camera.events
+        if follow:
+            camera.center.connect(self._camera_moved)
+            camera.zoom.connect(self._camera_moved)
+            self.update_view()
+        else:
+            camera.center.disconnect(self._camera_moved)
+            camera.zoom.disconnect(self._camera_moved)
+
+    def _camera_moved(self, event: Any = None) -> None:
+        self._debounce.start()  # restart: only the view the user settles on is planned
+
+    def update_view(self) -> int:
+        """Plan the tiles on screen now (also called by the camera debounce)."""
+        return self.scheduler.request_view(*visible_rect(self.viewer, self.slide_layer))
+
+    def predict_whole_slide(self) -> int:
+        """Queue every tissue tile; returns how many are left to predict."""
+        self.scheduler.request_all()
+        remaining = self.scheduler.stats().queued
+        self._whole_slide_start = self.scheduler.stats().done
+        self._whole_slide_total = remaining
+        if self.follow_view:
+            self.update_view()
+        return remaining
+
+    def cancel(self) -> None:
+        self._whole_slide_total = 0
+        self.scheduler.cancel()
+
+    def drain(self) -> int:
+        """Apply finished batches to the overlay (main thread). Returns tiles applied."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            errors, self._errors = self._errors, []
+        applied = 0
+        if pending:
+            indices = np.concatenate([r.indices for r in pending])
+            values = np.concatenate([r.values[:, self.output] for r in pending])
+            self.overlay.update_tiles(indices, values)
+            applied = len(indices)
+        for message in errors[:3]:
+            self.error.emit(message)
+        stats = self.scheduler.stats()
+        if pending or errors:
+            self.stats_changed.emit(stats)
+        if self._whole_slide_total:
+            done = min(stats.done - self._whole_slide_start, self._whole_slide_total)
+            self.progress.emit(done, self._whole_slide_total)
+            if stats.queued == 0:
+                self._whole_slide_total = 0
+        return applied
+
+    def set_output(self, output: int, raster: np.ndarray) -> None:
+        """Switch the shown output; ``raster`` was read from the store off the main thread."""
+        self.drain()
+        self.output = output
+        self.overlay.set_output(output, raster)
+
+    def stats(self) -> SchedulerStats:
+        return self.scheduler.stats()
+
+    def close(self) -> None:
+        """Stop timers and threads; the overlay layer stays (predictions are kept)."""
+        self.set_follow_view(False)
+        self._drain_timer.stop()
+        self._debounce.stop()
+        stop = threading.Thread(target=self.scheduler.stop, name="omicslens-stop", daemon=True)
+        stop.start()  # joining threads and flushing the store is I/O: not on the main thread
+        self._stopper = stop
+
+    def wait_closed(self, timeout: float = 10.0) -> None:
+        stopper = getattr(self, "_stopper", None)
+        if stopper is not None:
+            stopper.join(timeout)
+
+
+def wait_until(condition: Any, timeout: float, step: float = 0.02) -> bool:
+    """Spin the Qt event loop until ``condition()`` (scripts and benchmarks)."""
+    from qtpy.QtWidgets import QApplication
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        QApplication.processEvents()
+        if condition():
+            return True
+        time.sleep(step)
+    return bool(condition())

@@ -1,0 +1,107 @@
+"""The prediction heatmap: one napari image layer per (slide layer, model), one pixel per tile.
+
+Dense predictions are drawn as an image whose pixels are the model's tiles (never as
+tens of thousands of shapes). The layer lives in the same micrometre world as the slide:
+its scale is the tile size in um, and it is translated by half a tile minus half a slide
+pixel so tile (r, c) covers exactly the slide pixels it was cut from. Unknown tiles are
+NaN, drawn transparent.
+
+All methods run on the Qt main thread and touch only small arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from omicslens.core.grid import TileGrid
+
+META_KEY = "omicslens_prediction"
+
+
+def overlay_geometry(grid: TileGrid) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(scale, translate) in um, (y, x) order, aligning tile pixels with slide pixels."""
+    scale = (grid.tile_h * grid.mpp_y, grid.tile_w * grid.mpp_x)
+    translate = (scale[0] / 2 - grid.mpp_y / 2, scale[1] / 2 - grid.mpp_x / 2)
+    return scale, translate
+
+
+class PredictionOverlay:
+    """Keeps a napari Image layer in step with a prediction store for one output."""
+
+    def __init__(
+        self,
+        viewer: Any,
+        grid: TileGrid,
+        raster: np.ndarray,
+        name: str,
+        output_names: list[str],
+        output: int = 0,
+        colormap: str = "inferno",
+        opacity: float = 0.6,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.viewer = viewer
+        self.grid = grid
+        self.output_names = output_names
+        self.output = output
+        scale, translate = overlay_geometry(grid)
+        self.layer = viewer.add_image(
+            raster,
+            name=name,
+            scale=scale,
+            translate=translate,
+            units=("um", "um"),
+            colormap=colormap,
+            opacity=opacity,
+            blending="translucent",
+            interpolation2d="nearest",
+            metadata={META_KEY: {"outputs": output_names, **(metadata or {})}},
+        )
+        self._auto_contrast = True
+        self.autoscale()
+
+    @property
+    def raster(self) -> np.ndarray:
+        return self.layer.data
+
+    def set_output(self, output: int, raster: np.ndarray) -> None:
+        """Show another output (its full raster was read off the GUI thread)."""
+        self.output = output
+        self.layer.data = raster
+        self.autoscale()
+
+    def update_tiles(self, indices: np.ndarray, values: np.ndarray) -> None:
+        """Write newly predicted tiles (values for the shown output) into the layer."""
+        rows, cols = self.grid.row_col(indices)
+        data = self.layer.data
+        data[rows, cols] = values
+        if self._auto_contrast:
+            self.autoscale(refresh=False)
+        self.layer.refresh()
+
+    def autoscale(self, refresh: bool = True) -> None:
+        """Contrast from the 1st-99th percentile of known tiles (robust to outliers)."""
+        known = self.layer.data[np.isfinite(self.layer.data)]
+        if known.size == 0:
+            return
+        low, high = np.percentile(known, [1, 99]).tolist()
+        if high <= low:
+            high = low + 1e-6
+        self.layer.contrast_limits_range = (
+            min(low, float(known.min())),
+            max(high, float(known.max())),
+        )
+        self.layer.contrast_limits = (low, high)
+        if refresh:
+            self.layer.refresh()
+
+    def set_fixed_contrast(self, low: float, high: float) -> None:
+        self._auto_contrast = False
+        self.layer.contrast_limits_range = (min(low, high - 1e-6), max(high, low + 1e-6))
+        self.layer.contrast_limits = (low, high)
+
+    def use_auto_contrast(self) -> None:
+        self._auto_contrast = True
+        self.autoscale()

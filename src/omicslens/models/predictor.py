@@ -1,0 +1,221 @@
+"""Run a bundle on batches of RGB patches: uint8 numpy in, float32 numpy out.
+
+The model is loaded and moved to the device once; each :meth:`Predictor.predict` call
+uploads whole chunks of ``batch_size`` patches and preprocesses them on the device.
+
+Threading: one ``Predictor`` belongs to one worker thread. It reuses a pinned staging
+buffer between chunks (safe only because each chunk's results are copied back before
+the next upload begins), and CUDA work is ordered per thread's current stream; two
+threads sharing one instance would race on that buffer. Use one Predictor per thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from omicslens.models.bundle import ModelBundle, load_bundle
+from omicslens.models.device import choose_device
+from omicslens.models.errors import DeviceError, WeightsError
+from omicslens.models.loading import load_model
+from omicslens.models.preprocess import normalisation_tensors, to_model_input
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# Defaults that keep memory modest for ViT-B-sized models; tune per GPU with batch_size.
+DEFAULT_BATCH_SIZE = {"cuda": 64, "mps": 32, "cpu": 16}
+
+
+class Predictor:
+    """A bundle's model on one device, ready to predict.
+
+    ``device``: see :func:`choose_device` (None = best available). ``precision``:
+    ``"auto"`` is bf16 autocast on CUDA (fp16 on GPUs without bf16) and fp32 elsewhere;
+    ``"fp32"`` disables autocast; ``"bf16"``/``"fp16"`` force that autocast dtype.
+    Outputs are always returned as float32, and softmax is computed in float32.
+    """
+
+    def __init__(
+        self,
+        bundle: ModelBundle | str | Path,
+        device: str | torch.device | None = None,
+        batch_size: int | None = None,
+        precision: str = "auto",
+    ) -> None:
+        self.bundle = bundle if isinstance(bundle, ModelBundle) else load_bundle(bundle)
+        self.device = choose_device(device)
+        self.autocast_dtype = resolve_precision(precision, self.device)
+        self.precision = precision
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        self.batch_size = batch_size or DEFAULT_BATCH_SIZE.get(self.device.type, 16)
+        model = load_model(self.bundle)
+        # channels_last lets cuDNN pick its fastest conv kernels; transformers gain nothing.
+        self.channels_last = self.device.type == "cuda" and count_convs(model) > 1
+        model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.model: nn.Module = model
+        config = self.bundle.config
+        self._mean, self._std = normalisation_tensors(config.mean, config.std, self.device)
+        self._staging: torch.Tensor | None = None
+
+    # -- facts about the model ---------------------------------------------------------
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self.bundle.output_names
+
+    @property
+    def num_outputs(self) -> int:
+        return self.bundle.config.num_classes
+
+    @property
+    def patch_size(self) -> int:
+        """Patch side in pixels at :attr:`spacing_um_px` (the tile grid to read)."""
+        return self.bundle.config.patch_size_pixels
+
+    @property
+    def input_size(self) -> int:
+        """Side of the image the network sees (after the bundle's Resize, if any)."""
+        return self.bundle.config.input_size
+
+    @property
+    def spacing_um_px(self) -> float:
+        return self.bundle.config.spacing_um_px
+
+    @property
+    def bundle_hash(self) -> str:
+        return self.bundle.bundle_hash
+
+    # -- prediction --------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict(self, patches: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 RGB patches -> (N, num_outputs) float32.
+
+        Patches should be ``patch_size`` square at ``spacing_um_px``; other square sizes
+        are resized on the device (bilinear, antialiased) to the network's input size.
+        Softmax is applied iff the bundle says ``apply_softmax``; regression values stay
+        in the model's output space (see ``output_transform``).
+        """
+        _check_patches(patches)
+        results = [self._predict_chunk(chunk) for chunk in self._chunks(patches)]
+        if not results:
+            return np.empty((0, self.num_outputs), dtype=np.float32)
+        return np.concatenate(results, axis=0)
+
+    @torch.inference_mode()
+    def predict_tensor(self, batch: torch.Tensor) -> torch.Tensor:
+        """Model-only forward of an already normalised (N, 3, S, S) tensor on the device.
+
+        For benchmarks that separate model time from the full pipeline: no upload, no
+        preprocessing, no softmax; same autocast and memory format as :meth:`predict`.
+        Returns float32 on the device (asynchronously on CUDA: synchronise to time it).
+        """
+        return self._forward(batch)
+
+    def example_batch(self, n: int, seed: int = 0) -> torch.Tensor:
+        """A random, already-normalised (n, 3, S, S) float32 batch on the device."""
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        batch = torch.randn(n, 3, self.input_size, self.input_size, generator=generator)
+        return batch.to(self.device)
+
+    # -- internals ---------------------------------------------------------------------
+    def _chunks(self, patches: np.ndarray) -> Iterator[np.ndarray]:
+        for start in range(0, len(patches), self.batch_size):
+            yield np.ascontiguousarray(patches[start : start + self.batch_size])
+
+    def _predict_chunk(self, chunk: np.ndarray) -> np.ndarray:
+        pixels = self._upload(chunk)
+        batch = to_model_input(pixels, self.input_size, self._mean, self._std)
+        output = self._forward(batch)
+        if self.bundle.config.apply_softmax:
+            output = torch.softmax(output, dim=1)
+        # .cpu() waits for the GPU, so the staging buffer is free for the next chunk.
+        return output.cpu().numpy().astype(np.float32, copy=False)
+
+    def _upload(self, chunk: np.ndarray) -> torch.Tensor:
+        host = torch.from_numpy(chunk)
+        if self.device.type != "cuda":
+            return host.to(self.device)
+        if (
+            self._staging is None
+            or self._staging.shape[1:] != host.shape[1:]
+            or len(self._staging) < len(host)
+        ):
+            self._staging = torch.empty(
+                (max(self.batch_size, len(host)), *host.shape[1:]),
+                dtype=torch.uint8,
+                pin_memory=True,
+            )
+        staged = self._staging[: len(host)]
+        staged.copy_(host)
+        return staged.to(self.device, non_blocking=True)
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        batch = batch.contiguous(memory_format=memory_format)
+        with self._autocast():
+            output = self.model(batch)
+        return self._check_output(output, len(batch)).float()
+
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _check_output(self, output: object, n: int) -> torch.Tensor:
+        path = self.bundle.weights_path
+        if not isinstance(output, torch.Tensor):
+            raise WeightsError(path, f"model returned {type(output).__name__}, expected one tensor")
+        if output.ndim == 1 and self.num_outputs == 1:
+            output = output.unsqueeze(1)
+        if output.ndim != 2 or output.shape[0] != n or output.shape[1] != self.num_outputs:
+            raise WeightsError(
+                path,
+                f"model output has shape {tuple(output.shape)} for {n} patches, but "
+                f"config.json declares num_classes={self.num_outputs} "
+                f"(expected ({n}, {self.num_outputs}))",
+            )
+        return output
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (None: plain fp32)."""
+    if precision not in PRECISIONS:
+        raise DeviceError(f"unknown precision {precision!r}: use one of {list(PRECISIONS)}")
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def count_convs(model: nn.Module) -> int:
+    """Number of 2-D convolutions, for eager and TorchScript modules alike."""
+    return sum(
+        1
+        for module in model.modules()
+        if isinstance(module, nn.Conv2d) or getattr(module, "original_name", None) == "Conv2d"
+    )
+
+
+def _check_patches(patches: np.ndarray) -> None:
+    if not isinstance(patches, np.ndarray):
+        raise TypeError(f"patches must be a numpy array, got {type(patches).__name__}")
+    if patches.dtype != np.uint8:
+        raise ValueError(f"patches must be uint8 RGB, got dtype {patches.dtype}")
+    if patches.ndim != 4 or patches.shape[-1] != 3:
+        raise ValueError(f"patches must have shape (N, H, W, 3), got {patches.shape}")
+    if patches.shape[1] != patches.shape[2]:
+        raise ValueError(
+            f"patches must be square (tiles of patch_size_pixels), got {patches.shape[1]}x"
+            f"{patches.shape[2]}; resizing would distort them"
+        )
