@@ -53,3 +53,25 @@ def test_invalid_grid_is_rejected(field: str) -> None:
     kwargs[field] = 0
     with pytest.raises(ValueError, match=field):
         TileGrid(**kwargs)  # type: ignore[arg-type]
+
+
+def test_context_window_is_centred_on_a_smaller_tile() -> None:
+    # a model that sees 448 um of context (320 px at 1.4 um/px) to predict a 112 um tile
+    grid = TileGrid(
+        width=4000,
+        height=4000,
+        mpp_x=0.5,
+        mpp_y=0.5,
+        patch_px=320,
+        spacing_um=1.4,
+        tile_size_um=112.0,
+    )
+    assert grid.tile_um == pytest.approx(112.0)
+    assert grid.window_um == pytest.approx(448.0)
+    assert grid.cols == 18  # 2000 um / 112 um
+    x, y, w, h = grid.bounds(int(grid.index(2, 3)))
+    wx, wy, ww, wh = grid.window(int(grid.index(2, 3)))
+    assert (ww, wh) == pytest.approx((896.0, 896.0))
+    assert (wx + ww / 2, wy + wh / 2) == pytest.approx((x + w / 2, y + h / 2))
+    plain = TileGrid(width=4000, height=4000, mpp_x=0.5, mpp_y=0.5, patch_px=320, spacing_um=1.4)
+    assert plain.signature() != grid.signature()

@@ -33,3 +33,28 @@ def test_session_predicts_tissue_tiles_and_caches_them(tmp_path: Path) -> None:
         # reopening the slide finds every prediction in the cache
         again = InferenceSession.open(slide, bundle, cache=tmp_path / "cache")
         assert again.store.done_count == len(tissue)
+
+
+def test_context_bundle_predicts_small_tiles_from_a_centred_window(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "ctx", patch_size=32, spacing=8.0, tile_size_um=64.0)
+    with open_slide(CMU1) as slide:
+        session = InferenceSession.open(slide, bundle, cache=False)
+        assert session.grid.tile_um == 64.0 and session.grid.window_um == 256.0
+        index = int(session.grid.index(5, 4))
+        window = session.read_patch(index)
+        x, y, w, h = session.grid.bounds(index)
+        from omicslens.core.patches import read_centred
+
+        expected = read_centred(slide, x + w / 2, y + h / 2, 256.0, 32)
+    np.testing.assert_array_equal(window, expected)
+
+
+def test_tile_larger_than_the_window_is_rejected(tmp_path: Path) -> None:
+    import pytest
+
+    from omicslens.models import BundleConfigError, load_bundle
+
+    bundle = make_bundle(tmp_path / "bad", patch_size=32, spacing=1.0, tile_size_um=64.0)
+    with pytest.raises(BundleConfigError, match="tile_size_um") as caught:
+        load_bundle(bundle)
+    assert caught.value.field == "tile_size_um"

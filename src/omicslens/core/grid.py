@@ -29,20 +29,27 @@ class TileGrid:
     height: int  # slide level-0 height in pixels
     mpp_x: float  # slide level-0 um/px
     mpp_y: float
-    patch_px: int  # model patch size in model pixels
+    patch_px: int  # model input size in model pixels
     spacing_um: float  # model um/px
+    #: Grid cell side in um when a model sees context around the tile it predicts (its
+    #: input window, ``patch_px * spacing_um``, is centred on the tile). None: the window.
+    tile_size_um: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("width", "height", "patch_px"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"TileGrid {name} must be positive, got {getattr(self, name)}")
-        for name in ("mpp_x", "mpp_y", "spacing_um"):
+        for name in ("mpp_x", "mpp_y", "spacing_um", "tile_size_um"):
             value = getattr(self, name)
+            if value is None:
+                continue
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"TileGrid {name} must be a positive number, got {value}")
 
     @classmethod
-    def for_slide(cls, slide: Slide, patch_px: int, spacing_um: float) -> TileGrid:
+    def for_slide(
+        cls, slide: Slide, patch_px: int, spacing_um: float, tile_size_um: float | None = None
+    ) -> TileGrid:
         """The grid of a :class:`~omicslens.core.Slide` for a model's patch size and spacing."""
         width, height = slide.dimensions
         return cls(
@@ -52,12 +59,18 @@ class TileGrid:
             mpp_y=float(slide.mpp_y),
             patch_px=int(patch_px),
             spacing_um=float(spacing_um),
+            tile_size_um=None if tile_size_um is None else float(tile_size_um),
         )
 
     # -- sizes -------------------------------------------------------------------------
     @property
     def tile_um(self) -> float:
         """Side of one tile in micrometres."""
+        return self.tile_size_um if self.tile_size_um is not None else self.window_um
+
+    @property
+    def window_um(self) -> float:
+        """Side of the model's input window in micrometres (centred on the tile)."""
         return self.patch_px * self.spacing_um
 
     @property
@@ -89,7 +102,7 @@ class TileGrid:
         """A short text that changes whenever the grid geometry changes (cache keys)."""
         return (
             f"{self.width}x{self.height}@{self.mpp_x:.6g}x{self.mpp_y:.6g}"
-            f"/p{self.patch_px}@{self.spacing_um:.6g}"
+            f"/p{self.patch_px}@{self.spacing_um:.6g}/t{self.tile_um:.6g}"
         )
 
     # -- indices -------------------------------------------------------------------------
@@ -104,6 +117,12 @@ class TileGrid:
         """(x, y, width, height) of one tile in level-0 pixels (fractional)."""
         row, col = divmod(int(index), self.cols)
         return col * self.tile_w, row * self.tile_h, self.tile_w, self.tile_h
+
+    def window(self, index: int) -> tuple[float, float, float, float]:
+        """(x, y, width, height) of the model's input window for a tile, level-0 pixels."""
+        x, y, w, h = self.bounds(index)
+        ww, wh = self.window_um / self.mpp_x, self.window_um / self.mpp_y
+        return x + (w - ww) / 2, y + (h - wh) / 2, ww, wh
 
     def bounds_int(self, index: int) -> tuple[int, int, int, int]:
         """Integer level-0 box (minx, miny, width, height) for exports (QuPath, CSV)."""

@@ -19,8 +19,8 @@ from omicslens.core.slide import Slide
 
 
 def read_patch(slide: Slide, grid: TileGrid, index: int) -> np.ndarray:
-    """One tile as a (patch_px, patch_px, 3) uint8 RGB array at the model's spacing."""
-    x, y, w, h = grid.bounds(index)
+    """One tile's input window as (patch_px, patch_px, 3) uint8 RGB at the model's spacing."""
+    x, y, w, h = grid.window(index)
     return read_window(slide, x, y, w, h, grid.patch_px)
 
 

@@ -21,6 +21,10 @@ are all optional and WSInfer's schema ignores them:
 ``architecture_args``
     Keyword arguments for the architecture (e.g. ViT depth/width), used when the weights
     are a state dict rather than TorchScript.
+``tile_size_um``
+    Side of one grid cell in micrometres, when the model looks at more context than the
+    tile it predicts: the input window (``patch_size_pixels`` at ``spacing_um_px``) is
+    centred on each tile. Default: the input window itself (WSInfer's behaviour).
 ``name``, ``version``, ``description``, ``citation``, ``weights`` (a file in the bundle).
 
 Parsing never imports torch, so the CLI and the napari plugin can list models cheaply.
@@ -58,6 +62,7 @@ _WSINFER_KEYS = (
     "transform",
 )
 _OUR_KEYS = (
+    "tile_size_um",
     "task",
     "apply_softmax",
     "output_transform",
@@ -106,6 +111,7 @@ class BundleConfig:
     description: str | None = None
     citation: str | None = None
     weights: str | None = None
+    tile_size_um: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -226,6 +232,7 @@ class _Checker:
         patch = self.positive_int("patch_size_pixels")
         values["patch_size_pixels"] = patch
         values["spacing_um_px"] = self.spacing()
+        values["tile_size_um"] = self.tile_size(patch * values["spacing_um_px"])
         values["transform"] = self.transform()
         task = self.task()
         values["task"] = task
@@ -303,6 +310,21 @@ class _Checker:
                 f"expected a positive number of microns per pixel, got {_describe(value)}",
             )
             return 0.0
+        return float(value)
+
+    def tile_size(self, window_um: float) -> float | None:
+        value = self.data.get("tile_size_um")
+        if value is None:
+            return None
+        if not _is_number(value) or not math.isfinite(value) or value <= 0:
+            self.fail("tile_size_um", f"expected a positive number of um, got {_describe(value)}")
+            return None
+        if window_um > 0 and value > window_um * (1 + 1e-9):
+            self.fail(
+                "tile_size_um",
+                f"expected at most the input window ({window_um:g} um), got {value:g}",
+            )
+            return None
         return float(value)
 
     def transform(self) -> tuple[TransformStep, ...]:

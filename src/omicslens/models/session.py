@@ -58,7 +58,9 @@ class InferenceSession:
         if not isinstance(bundle, ModelBundle):
             bundle = load_bundle(bundle)
         config = bundle.config
-        grid = TileGrid.for_slide(slide, config.patch_size_pixels, config.spacing_um_px)
+        grid = TileGrid.for_slide(
+            slide, config.patch_size_pixels, config.spacing_um_px, config.tile_size_um
+        )
         settings = tissue_settings or TissueSettings()
         tissue = detect_tissue(slide, settings)
         tissue_tiles = tissue.tissue_tiles(grid, settings.min_tile_fraction)
