@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from omicslens import __version__
+from omicslens.cli.expression_commands import add_expression_commands
 from omicslens.cli.model_commands import add_model_commands
 from omicslens.core import OmicsLensError, open_slide
 from omicslens.core.samples import SAMPLES, sample_path
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     view.set_defaults(handler=cmd_view)
 
     add_model_commands(commands)
+    add_expression_commands(commands)
 
     bench = commands.add_parser("bench", help="benchmarks (results go to docs/benchmarks.md)")
     bench_kinds = bench.add_subparsers(dest="bench_kind", required=True, metavar="KIND")

@@ -207,6 +207,20 @@ class PredictionStore:
             out[~self._done] = np.nan
         return out
 
+    def combined_raster(self, weights: np.ndarray, bias: float = 0.0) -> np.ndarray:
+        """(rows, cols) float32 of ``values @ weights + bias`` (gene-set scores), NaN unknown."""
+        weights = np.asarray(weights, dtype=np.float32)
+        nonzero = np.flatnonzero(weights)
+        if len(nonzero) == 1 and weights[nonzero[0]] == 1.0 and bias == 0.0:
+            return self.raster(int(nonzero[0]))
+        out = np.full(self.grid.shape, np.nan, dtype=np.float32)
+        for position in nonzero:
+            column = self.raster(int(position))
+            out = np.where(np.isnan(out), 0.0, out) + column * weights[position]
+        out += bias
+        out[~self.done_mask()] = np.nan
+        return out
+
     def flush(self) -> None:
         """Write every changed chunk to disk (no-op for a memory-only store)."""
         if self._values_array is None:

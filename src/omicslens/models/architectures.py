@@ -25,6 +25,7 @@ from torch import nn
 
 from omicslens.models.cnn import ResNetish, TinyCNN
 from omicslens.models.errors import ArchitectureError
+from omicslens.models.expression.net import ExpressionNet
 from omicslens.models.vit import VisionTransformer
 
 
@@ -54,6 +55,9 @@ REGISTRY: dict[str, Architecture] = {
         Architecture("omicslens-vit-tiny16", _vit(**VIT_TINY_16), "ViT-Ti/16, 224 px"),
         Architecture("omicslens-vit-small16", _vit(**VIT_SMALL_16), "ViT-S/16, 224 px"),
         Architecture("omicslens-vit-base16", _vit(**VIT_BASE_16), "ViT-B/16, 224 px"),
+        Architecture(
+            "omicslens-expression", ExpressionNet, "gene expression: ensemble over tile + context"
+        ),
     )
 }
 

@@ -1,0 +1,193 @@
+"""``omicslens fit-expression`` and ``omicslens evaluate-expression``.
+
+Thin: parse arguments, call :mod:`omicslens.models.expression`, print. Exit codes follow
+``omicslens``: 0 fine, 1 a problem with the input, 2 usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from omicslens.core import OmicsLensError
+
+EXIT_INPUT_ERROR = 1
+
+
+def add_expression_commands(subparsers: Any) -> None:
+    fit = subparsers.add_parser(
+        "fit-expression",
+        help="train an expression model bundle from paired H&E + spatial transcriptomics",
+    )
+    source = fit.add_mutually_exclusive_group(required=True)
+    source.add_argument("--her2st", type=Path, help="HER2ST-layout folder (counts/ spots/ images/)")
+    source.add_argument(
+        "--measured",
+        type=Path,
+        nargs="+",
+        help="Visium folders or .h5ad files (pair each with --image; first --val-count validate)",
+    )
+    fit.add_argument("--image", type=Path, nargs="+", help="full-resolution H&E per --measured")
+    fit.add_argument("--mpp", type=float, help="um/px of the --image files if they state none")
+    fit.add_argument("--train", default="C2,C3,C4,C5", help="HER2ST training sections")
+    fit.add_argument("--val", default="C6", help="HER2ST validation sections")
+    fit.add_argument("--val-count", type=int, default=1, help="with --measured: how many validate")
+    fit.add_argument("--genes", default="50", help="top-k HVGs (a number) or a comma list")
+    fit.add_argument("--cnn-members", type=int, default=3)
+    fit.add_argument("--no-stain-texture", action="store_true")
+    fit.add_argument("--epochs", type=int, default=30)
+    fit.add_argument("--threads", type=int, help="torch CPU threads")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--name", default="omicslens-her2st-expression")
+    fit.add_argument("--version", default="1.0.0")
+    fit.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    fit.add_argument("--force", action="store_true", help="replace an existing bundle folder")
+    fit.add_argument("--report", type=Path, help="also write the fit report as JSON here")
+    fit.set_defaults(handler=cmd_fit_expression)
+
+    evaluate = subparsers.add_parser(
+        "evaluate-expression", help="per-gene Pearson of predicted vs measured at the spots"
+    )
+    evaluate.add_argument("slide", type=Path)
+    evaluate.add_argument(
+        "--measured",
+        type=Path,
+        required=True,
+        help="HER2ST counts file or folder, Visium folder, or .h5ad",
+    )
+    evaluate.add_argument("--section", help="HER2ST section when --measured is the folder")
+    evaluate.add_argument("--model", required=True, help="bundle folder or cached HF repo id")
+    resolution = evaluate.add_mutually_exclusive_group()
+    resolution.add_argument("--mpp", type=float, help="um/px for slides that state none")
+    resolution.add_argument(
+        "--mpp-from-spots",
+        action="store_true",
+        help="measure um/px from the ST array pitch (200 um) of the measured spots",
+    )
+    evaluate.add_argument("--device", help="auto (default), cpu, cuda, mps")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(handler=cmd_evaluate_expression)
+
+
+def cmd_fit_expression(args: argparse.Namespace) -> int:
+    from omicslens.models.expression.data import her2st_sections, section_from
+    from omicslens.models.expression.fit import FitSettings, fit_expression, write_bundle
+
+    if args.out.exists() and any(args.out.iterdir()) and not args.force:
+        print(
+            f"omicslens: error: {args.out} exists and is not empty (use --force)", file=sys.stderr
+        )
+        return EXIT_INPUT_ERROR
+    genes: int | list[str] = (
+        int(args.genes) if args.genes.isdigit() else [g.strip() for g in args.genes.split(",")]
+    )
+    try:
+        if args.her2st:
+            train = her2st_sections(args.her2st, args.train.split(","))
+            val = her2st_sections(args.her2st, args.val.split(","))
+            data = {
+                "dataset": "HER2ST (Andersson et al. 2021)",
+                "root": str(args.her2st),
+                "train_sections": args.train.split(","),
+                "val_sections": args.val.split(","),
+            }
+        else:
+            if not args.image or len(args.image) != len(args.measured):
+                print("omicslens: error: give one --image per --measured", file=sys.stderr)
+                return 2
+            sections = [
+                section_from(m, i, args.mpp) for m, i in zip(args.measured, args.image, strict=True)
+            ]
+            val, train = sections[: args.val_count], sections[args.val_count :]
+            if not train:
+                print(
+                    "omicslens: error: no training section left after --val-count", file=sys.stderr
+                )
+                return 2
+            data = {
+                "train": [str(m) for m in args.measured[args.val_count :]],
+                "val": [str(m) for m in args.measured[: args.val_count]],
+            }
+        settings = FitSettings(
+            genes=genes,
+            cnn_members=args.cnn_members,
+            stain_texture_member=not args.no_stain_texture,
+            epochs=args.epochs,
+            seed=args.seed,
+            threads=args.threads,
+        )
+        net, report = fit_expression(train, val, settings, log=lambda m: print(m, flush=True))
+    except OmicsLensError as error:
+        print(f"omicslens: error: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    citation = (
+        "Andersson et al., Spatial deconvolution of HER2-positive breast cancer delineates "
+        "tumor-associated cell type interactions, Nat Commun 12, 6012 (2021)"
+        if args.her2st
+        else None
+    )
+    write_bundle(
+        net,
+        report,
+        args.out,
+        name=args.name,
+        version=args.version,
+        training_data=data,
+        citation=citation,
+    )
+    if args.report:
+        from dataclasses import asdict
+
+        args.report.write_text(json.dumps(asdict(report), indent=2))
+    print(
+        f"bundle written to {args.out}: mean validation Pearson "
+        f"{report.mean_pearson['ensemble']:.3f} over {len(report.genes)} genes"
+    )
+    return 0
+
+
+def cmd_evaluate_expression(args: argparse.Namespace) -> int:
+    from omicslens.core import open_slide
+    from omicslens.core.measured import load_measured
+    from omicslens.models.expression.evaluate import evaluate_at_spots
+    from omicslens.models.predictor import Predictor
+
+    try:
+        measured = load_measured(args.measured, section=args.section)
+        mpp = args.mpp
+        if args.mpp_from_spots:
+            mpp = measured.pitch_mpp()
+            if mpp is None:
+                raise OmicsLensError(f"{args.measured}: no array coordinates to measure the pitch")
+        predictor = Predictor(args.model, device=args.device)
+        with open_slide(args.slide, mpp=mpp) as slide:
+            result = evaluate_at_spots(slide, measured, predictor)
+    except OmicsLensError as error:
+        if args.json:
+            print(json.dumps({"error": str(error), "type": type(error).__name__}))
+        print(f"omicslens: error: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    summary = {
+        "slide": str(args.slide),
+        "measured": measured.source,
+        "model": predictor.bundle.name,
+        "mpp": mpp,
+        **result.as_dict(),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"{measured.source}: {result.n_spots} spots, model {predictor.bundle.name}")
+    order = sorted(
+        range(len(result.genes)),
+        key=lambda i: -(result.pearson[i] if result.pearson[i] == result.pearson[i] else -2),
+    )
+    for i in order:
+        print(f"  {result.genes[i]:<14} r = {result.pearson[i]:+.3f}")
+    print(f"mean Pearson over {len(result.genes)} genes: {result.mean_pearson:.3f}")
+    if result.unmeasured:
+        print(f"not measured here: {', '.join(result.unmeasured)}")
+    return 0

@@ -1,0 +1,376 @@
+"""Fit an expression bundle from paired H&E and spatial transcriptomics.
+
+The recipe (defaults reproduce the bundled HER2ST model):
+
+1. targets: library-size normalisation to 10^4 counts, log1p; genes are the top-k highly
+   variable genes of the *training* sections (or a given list);
+2. inputs: one window per spot, centred on it, 448 um at 1.4 um/px (320 px), the same
+   window the engine reads around each 112 um tile; the network looks at the tile (centre
+   80 px) and at the whole window pooled to 80 px (context);
+3. members: small two-view CNNs trained end to end (flips, 90 degree turns and stain
+   jitter in optical density) and a handcrafted stain/texture member fitted with the
+   HEST protocol (standardise, PCA to at most 256 components, ridge with alpha chosen on
+   the validation sections); the ensemble averages their standardised predictions;
+4. report: per-gene Pearson r on the validation sections, per member and for the
+   ensemble, written into the bundle config (``outputs[i].pearson``) and its model card.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from omicslens.core.atomic import write_bytes_atomic, write_text_atomic
+from omicslens.core.measured import highly_variable_genes, pearson_per_column
+from omicslens.models.expression.data import Section, cut_windows
+from omicslens.models.expression.net import MEAN, STD, CNNMember, ExpressionNet, StainTextureMember
+from omicslens.models.expression.views import split_views
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class FitSettings:
+    genes: int | list[str] = 50
+    window_um: float = 448.0
+    window_px: int = 320
+    tile_um: float = 112.0
+    fine_px: int = 80
+    context_px: int = 80
+    cnn_members: int = 3
+    stain_texture_member: bool = True
+    epochs: int = 30
+    width: int = 16
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-2
+    alphas: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)
+    max_components: int = 256
+    seed: int = 0
+    threads: int | None = None
+
+
+@dataclass
+class FitReport:
+    genes: list[str]
+    pearson: dict[str, list[float]]  # member name -> per-gene r on validation
+    mean_pearson: dict[str, float]
+    alpha: float | None
+    train_spots: int
+    val_spots: int
+    seconds: float
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def fit_expression(
+    train: Sequence[Section],
+    val: Sequence[Section],
+    settings: FitSettings | None = None,
+    log: Log = print,
+) -> tuple[ExpressionNet, FitReport]:
+    """Train the ensemble on ``train`` and score it on ``val`` (see the module docstring)."""
+    settings = settings or FitSettings()
+    started = time.monotonic()
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    torch.manual_seed(settings.seed)
+    genes = (
+        list(settings.genes)
+        if isinstance(settings.genes, list)
+        else highly_variable_genes([s.measured for s in train], top=settings.genes)
+    )
+    log(f"{len(genes)} genes: {', '.join(genes[:10])}{'...' if len(genes) > 10 else ''}")
+    x_train, y_train = _windows_and_targets(train, genes, settings, log)
+    x_val, y_val = _windows_and_targets(val, genes, settings, log)
+    y_mean, y_std = y_train.mean(0), y_train.std(0) + 1e-6
+    members: list[dict[str, Any]] = [
+        {"kind": "cnn", "width": settings.width}
+    ] * settings.cnn_members
+    if settings.stain_texture_member:
+        members = [*members, {"kind": "stain-texture"}]
+    if not members:
+        raise ValueError("no ensemble member: ask for CNN members or the stain-texture member")
+    net = ExpressionNet(
+        len(genes), members=members, fine_px=settings.fine_px, context_px=settings.context_px
+    )
+    net.target_mean.copy_(torch.from_numpy(y_mean))
+    net.target_std.copy_(torch.from_numpy(y_std))
+    yn_train = (y_train - y_mean) / y_std
+    val_input = _normalise(torch.from_numpy(x_val))
+    pearson: dict[str, list[float]] = {}
+    alpha = None
+    for position, member in enumerate(net.members):
+        name = f"{members[position]['kind']}-{position}"
+        if isinstance(member, CNNMember):
+            _train_cnn(member, x_train, yn_train, settings, seed=settings.seed + position, log=log)
+        elif isinstance(member, StainTextureMember):
+            alpha = _fit_stain_texture(
+                member, x_train, yn_train, x_val, y_val, y_mean, y_std, settings, log
+            )
+        member.eval()
+
+        def run_member(batch: torch.Tensor, member: torch.nn.Module = member) -> torch.Tensor:
+            return member(*split_views(batch, net.fine_px, net.context_px))
+
+        with torch.inference_mode():
+            predicted = _batched(run_member, val_input)
+        r = pearson_per_column(predicted.numpy() * y_std + y_mean, y_val)
+        pearson[name] = [float(v) for v in r]
+        log(f"{name}: mean Pearson on validation {np.nanmean(r):.3f}")
+    net.eval()
+    with torch.inference_mode():
+        ensemble = _batched(net, val_input).numpy()
+    r = pearson_per_column(ensemble, y_val)
+    pearson["ensemble"] = [float(v) for v in r]
+    log(f"ensemble: mean Pearson on validation {np.nanmean(r):.3f}")
+    report = FitReport(
+        genes=genes,
+        pearson=pearson,
+        mean_pearson={k: float(np.nanmean(v)) for k, v in pearson.items()},
+        alpha=alpha,
+        train_spots=len(x_train),
+        val_spots=len(x_val),
+        seconds=time.monotonic() - started,
+        settings=asdict(settings),
+    )
+    return net, report
+
+
+# -- data ------------------------------------------------------------------------------
+def _windows_and_targets(
+    sections: Sequence[Section], genes: list[str], settings: FitSettings, log: Log
+) -> tuple[np.ndarray, np.ndarray]:
+    windows, targets = [], []
+    for section in sections:
+        log(
+            f"cutting {section.measured.n_spots} windows from {section.name} "
+            f"({section.mpp:.4f} um/px, {section.mpp_source})"
+        )
+        windows.append(cut_windows(section, settings.window_um, settings.window_px))
+        targets.append(section.measured.normalised(genes))
+    return np.concatenate(windows), np.concatenate(targets).astype(np.float32)
+
+
+def _normalise(x: torch.Tensor) -> torch.Tensor:
+    """uint8 NHWC -> ImageNet-normalised NCHW float, as the bundle's transform does."""
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    return (x.permute(0, 3, 1, 2).float() / 255 - mean) / std
+
+
+def _batched(
+    function: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, size: int = 64
+) -> torch.Tensor:
+    return torch.cat([function(x[i : i + size]) for i in range(0, len(x), size)])
+
+
+def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Flips, 90 degree turns, and stain jitter in optical density (uint8 NHWC in)."""
+    rgb = x.permute(0, 3, 1, 2).float() / 255
+    if torch.rand(1, generator=generator) < 0.5:
+        rgb = rgb.flip(3)
+    if torch.rand(1, generator=generator) < 0.5:
+        rgb = rgb.flip(2)
+    rgb = torch.rot90(rgb, int(torch.randint(4, (1,), generator=generator)), (2, 3))
+    od = -torch.log(rgb.clamp(min=1 / 255))
+    scale = 1 + 0.15 * torch.randn(len(x), 3, 1, 1, generator=generator)
+    shift = 0.05 * torch.randn(len(x), 3, 1, 1, generator=generator)
+    rgb = torch.exp(-(od * scale + shift)).clamp(0, 1)
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    return (rgb - mean) / std
+
+
+# -- members ---------------------------------------------------------------------------
+def _train_cnn(
+    member: CNNMember, x: np.ndarray, y: np.ndarray, settings: FitSettings, seed: int, log: Log
+) -> None:
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.from_numpy(x)
+    targets = torch.from_numpy(y)
+    optimiser = torch.optim.AdamW(
+        member.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    steps = settings.epochs * ((len(x) + settings.batch_size - 1) // settings.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, settings.learning_rate, total_steps=max(steps, 1)
+    )
+    member.train()
+    for epoch in range(settings.epochs):
+        started = time.monotonic()
+        order = torch.randperm(len(x), generator=generator)
+        total = 0.0
+        for start in range(0, len(x), settings.batch_size):
+            batch = order[start : start + settings.batch_size]
+            inputs = _augment(images[batch], generator)
+            fine, context = split_views(inputs, settings.fine_px, settings.context_px)
+            loss = F.mse_loss(member(fine, context), targets[batch])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += loss.item() * len(batch)
+        if epoch == 0 or (epoch + 1) % 5 == 0 or epoch + 1 == settings.epochs:
+            log(
+                f"  cnn seed {seed} epoch {epoch + 1}/{settings.epochs}: "
+                f"loss {total / len(x):.3f} ({time.monotonic() - started:.1f} s)"
+            )
+
+
+def _fit_stain_texture(
+    member: StainTextureMember,
+    x: np.ndarray,
+    y: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    y_mean: np.ndarray,
+    y_std: np.ndarray,
+    settings: FitSettings,
+    log: Log,
+) -> float:
+    """HEST protocol: standardise, PCA, ridge (alpha on validation), folded into one Linear."""
+    member.eval()
+
+    def features(images: np.ndarray) -> np.ndarray:
+        inputs = _normalise(torch.from_numpy(images))
+        with torch.inference_mode():
+            return (
+                _batched(
+                    lambda b: member.raw_features(
+                        *split_views(b, settings.fine_px, settings.context_px)
+                    ),
+                    inputs,
+                )
+                .double()
+                .numpy()
+            )
+
+    train_f, val_f = features(x), features(x_val)
+    mean, std = train_f.mean(0), train_f.std(0) + 1e-6
+    zs, zv = (train_f - mean) / std, (val_f - mean) / std
+    _, _, vt = np.linalg.svd(zs, full_matrices=False)
+    components = vt[: min(settings.max_components, vt.shape[0])].T
+    pz, pv = zs @ components, zv @ components
+    best: tuple[float, float, np.ndarray] | None = None
+    for alpha in settings.alphas:
+        weights = np.linalg.solve(pz.T @ pz + alpha * np.eye(pz.shape[1]), pz.T @ y)
+        r = float(np.nanmean(pearson_per_column((pv @ weights) * y_std + y_mean, y_val)))
+        log(f"  stain-texture ridge alpha {alpha:g}: validation r {r:.3f}")
+        if best is None or r > best[0]:
+            best = (r, alpha, weights)
+    assert best is not None
+    _, alpha, weights = best
+    folded = components @ weights  # features (standardised) -> standardised genes
+    member.feature_mean.copy_(torch.from_numpy(mean).float())
+    member.feature_std.copy_(torch.from_numpy(std).float())
+    with torch.no_grad():
+        member.head.weight.copy_(torch.from_numpy(folded.T).float())
+        member.head.bias.zero_()
+    return float(alpha)
+
+
+# -- bundle ----------------------------------------------------------------------------
+def write_bundle(
+    net: ExpressionNet,
+    report: FitReport,
+    folder: str | Path,
+    *,
+    name: str,
+    version: str,
+    training_data: dict[str, Any],
+    citation: str | None = None,
+    description: str | None = None,
+    uncertainty: bool = True,
+) -> Path:
+    """Write ``config.json`` + ``model.safetensors`` (atomic writes) and return the folder.
+
+    Each gene's output records its validation Pearson and its training mean and SD (gene
+    set scores standardise with them). With ``uncertainty`` (and more than one member) a
+    last output ``ensemble_sd`` carries the members' disagreement per tile.
+    """
+    from safetensors.torch import save
+
+    folder = Path(folder)
+    settings = report.settings
+    window_px = int(settings["window_px"])
+    spacing = float(settings["window_um"]) / window_px
+    members = [{"kind": "cnn", "width": settings["width"]}] * settings["cnn_members"]
+    if settings["stain_texture_member"]:
+        members.append({"kind": "stain-texture"})
+    mean = net.target_mean.tolist()
+    std = net.target_std.tolist()
+    outputs: list[dict[str, Any]] = [
+        {
+            "name": gene,
+            "kind": "gene",
+            "pearson": _rounded(report.pearson["ensemble"][position]),
+            "train_mean": round(mean[position], 5),
+            "train_std": round(std[position], 5),
+        }
+        for position, gene in enumerate(report.genes)
+    ]
+    names = list(report.genes)
+    uncertainty = uncertainty and len(members) > 1
+    if uncertainty:
+        outputs.append(
+            {
+                "name": "ensemble_sd",
+                "kind": "uncertainty",
+                "description": "SD of the members' standardised predictions, "
+                "mean over genes (higher = less certain)",
+            }
+        )
+        names.append("ensemble_sd")
+    config = {
+        "spec_version": "1.0",
+        "name": name,
+        "version": version,
+        "description": description or "Predicted spatial gene expression (log1p normalised counts)",
+        "architecture": "omicslens-expression",
+        "architecture_args": {
+            "members": members,
+            "fine_px": settings["fine_px"],
+            "context_px": settings["context_px"],
+            "uncertainty_output": uncertainty,
+        },
+        "num_classes": len(names),
+        "class_names": names,
+        "patch_size_pixels": window_px,
+        "spacing_um_px": round(spacing, 6),
+        "tile_size_um": settings["tile_um"],
+        "transform": [
+            {"name": "Resize", "arguments": {"size": window_px}},
+            {"name": "ToTensor"},
+            {"name": "Normalize", "arguments": {"mean": list(MEAN), "std": list(STD)}},
+        ],
+        "task": "regression",
+        "output_transform": "log1p",
+        "outputs": outputs,
+        "validation": {
+            "metric": "Pearson r per gene at measured spots",
+            "mean_pearson": {k: round(v, 4) for k, v in report.mean_pearson.items()},
+            "ridge_alpha": report.alpha,
+            "train_spots": report.train_spots,
+            "val_spots": report.val_spots,
+        },
+        "training": {**training_data, "settings": settings, "seconds": round(report.seconds)},
+        "citation": citation,
+        "weights": "model.safetensors",
+    }
+    state = {key: value.detach().contiguous() for key, value in net.state_dict().items()}
+    write_bytes_atomic(folder / "model.safetensors", save(state))
+    write_text_atomic(folder / "config.json", json.dumps(config, indent=2) + "\n")
+    return folder
+
+
+def _rounded(value: float) -> float | None:
+    return None if not np.isfinite(value) else round(float(value), 4)
