@@ -32,6 +32,8 @@ from qtpy.QtWidgets import (
 
 from omicslens._napari.layers import slide_of
 from omicslens._napari.live_inference import LiveInference
+from omicslens._napari.measured_panel import MeasuredPanel
+from omicslens.core.genesets import OutputCombination, available_gene_sets, single_output
 from omicslens.core.samples import bundled_models
 
 if TYPE_CHECKING:
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from omicslens.models.session import InferenceSession
 
 COLORMAPS = ("inferno", "viridis", "magma", "turbo", "plasma", "gray")
+#: Genes whose validation Pearson is below this are flagged in the picker.
+DEFAULT_FLAG_BELOW = 0.2
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -84,6 +88,13 @@ class InferenceWidget(QWidget):
         self.filter_edit = QLineEdit()
         self.filter_edit.setPlaceholderText("Search outputs (genes, classes)…")
         self.output_list = QListWidget()
+        self.flag_spin = QDoubleSpinBox()
+        self.flag_spin.setRange(-1.0, 1.0)
+        self.flag_spin.setSingleStep(0.05)
+        self.flag_spin.setValue(DEFAULT_FLAG_BELOW)
+        self.flag_spin.setToolTip("Genes whose validation Pearson r is below this are flagged")
+        self._choices: list[OutputCombination] = []
+        self.measured = MeasuredPanel(self)
         self.colormap_combo = QComboBox()
         self.colormap_combo.addItems(COLORMAPS)
         self.opacity_slider = QSlider(Qt.Horizontal)
@@ -122,11 +133,16 @@ class InferenceWidget(QWidget):
         layout.addWidget(QLabel("Output"))
         layout.addWidget(self.filter_edit)
         layout.addWidget(self.output_list, 1)
+        flag_row = QHBoxLayout()
+        flag_row.addWidget(QLabel("Flag genes with validation r below"))
+        flag_row.addWidget(self.flag_spin)
+        layout.addLayout(flag_row)
         display = QFormLayout()
         display.addRow("Colormap", self.colormap_combo)
         display.addRow("Opacity", self.opacity_slider)
         display.addRow("Contrast", contrast_row)
         layout.addLayout(display)
+        layout.addWidget(self.measured)
         layout.addWidget(self.status)
 
         for name, folder in bundled_models().items():
@@ -138,6 +154,7 @@ class InferenceWidget(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self.filter_edit.textChanged.connect(self._filter_outputs)
         self.output_list.currentRowChanged.connect(self._output_chosen)
+        self.flag_spin.valueChanged.connect(self._reflag)
         self.colormap_combo.currentTextChanged.connect(self._colormap_changed)
         self.opacity_slider.valueChanged.connect(self._opacity_changed)
         self.auto_contrast.toggled.connect(self._contrast_mode_changed)
@@ -214,6 +231,7 @@ class InferenceWidget(QWidget):
         self.live.progress.connect(self._show_progress)
         self._fill_outputs(session)
         self._set_running(True)
+        self.measured.session_changed()
         device = session.predictor.device
         tissue = int(session.tissue_tiles.sum())
         self.status.setText(
@@ -222,16 +240,69 @@ class InferenceWidget(QWidget):
         )
 
     def _fill_outputs(self, session: InferenceSession) -> None:
+        """Genes (with validation r, flagged when low), then uncertainty and gene sets."""
+        names = list(session.bundle.output_names)
+        meta = list(session.bundle.config.outputs or [{} for _ in names])
+        self._choices = []
         self.output_list.blockSignals(True)
         self.output_list.clear()
-        scores = _validation_scores(session)
-        for position, name in enumerate(session.bundle.output_names):
-            label = name if position not in scores else f"{name}  (r = {scores[position]:.2f})"
-            item = QListWidgetItem(label)
-            item.setData(Qt.UserRole, position)
-            self.output_list.addItem(item)
+        for position in range(len(names)):
+            kind = meta[position].get("kind", "gene")
+            choice = single_output(names, position)
+            if kind == "uncertainty":
+                choice = OutputCombination(
+                    "Uncertainty (ensemble SD)", choice.weights, 0.0, choice.used
+                )
+            self._add_choice(choice, meta[position].get("pearson"), kind)
+        for gene_set in available_gene_sets(names, meta):
+            self._add_choice(gene_set, None, "set")
         self.output_list.setCurrentRow(0)
         self.output_list.blockSignals(False)
+        self._reflag()
+
+    def _add_choice(self, choice: OutputCombination, pearson: Any, kind: str) -> None:
+        item = QListWidgetItem()
+        item.setData(Qt.UserRole, len(self._choices))
+        item.setData(Qt.UserRole + 1, pearson if isinstance(pearson, (int, float)) else None)
+        item.setData(Qt.UserRole + 2, kind)
+        if kind == "set":
+            item.setToolTip(
+                f"Mean of standardised predictions of {', '.join(choice.used)}"
+                + (
+                    f"; not predicted by this model: {', '.join(choice.missing)}"
+                    if choice.missing
+                    else ""
+                )
+            )
+        self._choices.append(choice)
+        self.output_list.addItem(item)
+
+    def _reflag(self, value: float = 0.0) -> None:
+        threshold = self.flag_spin.value()
+        for row in range(self.output_list.count()):
+            item = self.output_list.item(row)
+            choice = self._choices[int(item.data(Qt.UserRole))]
+            pearson = item.data(Qt.UserRole + 1)
+            kind = item.data(Qt.UserRole + 2)
+            text = choice.label
+            if kind == "set":
+                text = f"Σ {text}"
+            elif pearson is not None:
+                low = pearson < threshold
+                text = f"{'⚠ ' if low else ''}{text}  (r = {pearson:.2f})"
+                item.setToolTip(
+                    f"Validation Pearson r = {pearson:.2f}"
+                    + (f": below {threshold:.2f}, do not rely on this map" if low else "")
+                )
+            item.setText(text)
+
+    def flagged_genes(self) -> list[str]:
+        """Genes currently flagged as below the validation threshold."""
+        return [
+            self._choices[int(self.output_list.item(r).data(Qt.UserRole))].label
+            for r in range(self.output_list.count())
+            if self.output_list.item(r).text().startswith("⚠")
+        ]
 
     def _filter_outputs(self, text: str) -> None:
         needle = text.strip().lower()
@@ -242,13 +313,25 @@ class InferenceWidget(QWidget):
     def _output_chosen(self, row: int) -> None:
         if self.live is None or row < 0:
             return
-        output = int(self.output_list.item(row).data(Qt.UserRole))
+        choice = self._choices[int(self.output_list.item(row).data(Qt.UserRole))]
         store = self.live.session.store
-        worker = thread_worker(store.raster, start_thread=False)(output)
+        worker = thread_worker(store.combined_raster, start_thread=False)(
+            choice.weights, choice.bias
+        )
         live = self.live
-        worker.returned.connect(lambda raster: live.set_output(output, raster))
+        worker.returned.connect(lambda raster: self._show_choice(live, choice, raster))
         worker.start()
         self._worker = worker
+
+    def _show_choice(self, live: LiveInference, choice: OutputCombination, raster: Any) -> None:
+        if live is not self.live:
+            return  # the model changed meanwhile
+        live.set_output(choice, raster)
+        self.measured.output_changed(choice)
+
+    @property
+    def current_choice(self) -> OutputCombination | None:
+        return self.live.output if self.live is not None else None
 
     # -- running -------------------------------------------------------------------------
     def _follow_toggled(self, checked: bool) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from omicslens._napari.overlay import PredictionOverlay
+from omicslens.core.genesets import OutputCombination, single_output
 from omicslens.core.scheduler import BatchResult, SchedulerStats
 from omicslens.models.session import InferenceSession
 
@@ -55,7 +56,7 @@ class LiveInference(QObject):
         slide_layer: Any,
         session: InferenceSession,
         initial_raster: np.ndarray,
-        output: int = 0,
+        output: OutputCombination | None = None,
         follow_view: bool = True,
         colormap: str = "inferno",
         opacity: float = 0.6,
@@ -64,14 +65,14 @@ class LiveInference(QObject):
         self.viewer = viewer
         self.slide_layer = slide_layer
         self.session = session
-        self.output = output
+        names = list(session.bundle.output_names)
+        self.output = output if output is not None else single_output(names, 0)
         self.overlay = PredictionOverlay(
             viewer,
             session.grid,
             initial_raster,
             name=f"{session.bundle.name} ({slide_layer.name})",
-            output_names=list(session.bundle.output_names),
-            output=output,
+            output_names=names,
             colormap=colormap,
             opacity=opacity,
             metadata={"bundle_hash": session.bundle.bundle_hash, "slide": slide_layer.name},
@@ -146,7 +147,7 @@ class LiveInference(QObject):
         applied = 0
         if pending:
             indices = np.concatenate([r.indices for r in pending])
-            values = np.concatenate([r.values[:, self.output] for r in pending])
+            values = np.concatenate([self.output.apply(r.values) for r in pending])
             self.overlay.update_tiles(indices, values)
             applied = len(indices)
         for message in errors[:3]:
@@ -161,11 +162,12 @@ class LiveInference(QObject):
                 self._whole_slide_total = 0
         return applied
 
-    def set_output(self, output: int, raster: np.ndarray) -> None:
-        """Switch the shown output; ``raster`` was read from the store off the main thread."""
+    def set_output(self, output: OutputCombination, raster: np.ndarray) -> None:
+        """Switch what is shown (a gene, a gene-set score, the uncertainty); ``raster`` was
+        computed from the store off the main thread."""
         self.drain()
         self.output = output
-        self.overlay.set_output(output, raster)
+        self.overlay.set_output(raster)
 
     def stats(self) -> SchedulerStats:
         return self.scheduler.stats()

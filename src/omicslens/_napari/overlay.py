@@ -37,7 +37,6 @@ class PredictionOverlay:
         raster: np.ndarray,
         name: str,
         output_names: list[str],
-        output: int = 0,
         colormap: str = "inferno",
         opacity: float = 0.6,
         metadata: dict[str, Any] | None = None,
@@ -45,7 +44,6 @@ class PredictionOverlay:
         self.viewer = viewer
         self.grid = grid
         self.output_names = output_names
-        self.output = output
         scale, translate = overlay_geometry(grid)
         self.layer = viewer.add_image(
             raster,
@@ -66,9 +64,8 @@ class PredictionOverlay:
     def raster(self) -> np.ndarray:
         return self.layer.data
 
-    def set_output(self, output: int, raster: np.ndarray) -> None:
-        """Show another output (its full raster was read off the GUI thread)."""
-        self.output = output
+    def set_output(self, raster: np.ndarray) -> None:
+        """Show another output (its full raster was computed off the GUI thread)."""
         self.layer.data = raster
         self.autoscale()
 
