@@ -18,7 +18,7 @@ def test_slide_info_shows_resolution_and_associated_label(make_napari_viewer, qt
     ] == ["label", "macro", "thumbnail"]
     widget.associated_combo.setCurrentText("label")
     worker = widget.load_associated(open_layer=True)
-    with qtbot.waitSignal(worker.finished, timeout=10000):
+    with qtbot.waitSignal(worker.finished, timeout=30000):
         pass
     qtbot.waitUntil(lambda: len(viewer.layers) == 2, timeout=5000)
     assert viewer.layers[-1].name == "CMU-1-Small-Region.svs [label]"

@@ -130,6 +130,11 @@ class Predictor:
 
     def _predict_chunk(self, chunk: np.ndarray) -> np.ndarray:
         pixels = self._upload(chunk)
+        if not self.channels_last:
+            # Reorder the uint8 bytes to NCHW first (a cheap copy): the float passes of
+            # to_model_input then run on contiguous memory and _forward copies nothing.
+            # Same values; preprocessing takes about half the time on a CPU.
+            pixels = pixels.permute(0, 3, 1, 2).contiguous().permute(0, 2, 3, 1)
         batch = to_model_input(pixels, self.input_size, self._mean, self._std)
         output = self._forward(batch)
         if self.bundle.config.apply_softmax:
