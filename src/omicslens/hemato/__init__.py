@@ -1,0 +1,1 @@
+"""Blood smears: white-cell detection, typing, per-cell features and patient-level scores."""
