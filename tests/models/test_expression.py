@@ -159,3 +159,81 @@ def test_pearson_per_column() -> None:
     r = pearson_per_column(a, b)
     assert r[0] == pytest.approx(1.0, abs=1e-3)
     assert np.isnan(r[1])  # constant prediction: undefined, not zero
+
+
+def test_foundation_encoder_path_fits_a_torchscript_bundle(tmp_path: Path, capsys) -> None:
+    """Any embedding bundle works as the encoder (here a small random one, in the layout a
+    TorchScript H-optimus-0/UNI export has); the result runs in the engine."""
+    from tests.helpers.bundles import make_bundle
+
+    encoder = make_bundle(tmp_path / "encoder", task="embedding", patch_size=64, spacing=1.0)
+    out = tmp_path / "expr"
+    code = main(
+        [
+            "fit-expression",
+            "--her2st",
+            str(CUT),
+            "--train",
+            "C5",
+            "--val",
+            "C6",
+            "--genes",
+            ",".join(GENES),
+            "--encoder",
+            str(encoder),
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    bundle = load_bundle(out)
+    assert bundle.weights_format == "torchscript"
+    assert list(bundle.output_names) == GENES
+    config = json.loads((out / "config.json").read_text())
+    assert config["patch_size_pixels"] == 64 and config["spacing_um_px"] == 1.0
+    assert validate_against_wsinfer_schema(config) == []
+    # the saved bundle reproduces the fit's validation score through the CLI
+    capsys.readouterr()
+    code = main(
+        [
+            "evaluate-expression",
+            str(CUT / "images" / "C6.jpg"),
+            "--measured",
+            str(CUT),
+            "--section",
+            "C6",
+            "--mpp-from-spots",
+            "--model",
+            str(out),
+            "--json",
+        ]
+    )
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    expected = config["validation"]["mean_pearson"]["encoder-ridge"]
+    assert result["mean_pearson"] == pytest.approx(expected, abs=2e-3)
+
+
+def test_classification_bundle_is_refused_as_encoder(tmp_path: Path, capsys) -> None:
+    from tests.helpers.bundles import make_wsinfer_style_classification_bundle
+
+    encoder = make_wsinfer_style_classification_bundle(tmp_path / "clf")
+    code = main(
+        [
+            "fit-expression",
+            "--her2st",
+            str(CUT),
+            "--train",
+            "C5",
+            "--val",
+            "C6",
+            "--genes",
+            "5",
+            "--encoder",
+            str(encoder),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 1
+    assert "task 'embedding'" in capsys.readouterr().err

@@ -36,6 +36,11 @@ def add_expression_commands(subparsers: Any) -> None:
     fit.add_argument("--val", default="C6", help="HER2ST validation sections")
     fit.add_argument("--val-count", type=int, default=1, help="with --measured: how many validate")
     fit.add_argument("--genes", default="50", help="top-k HVGs (a number) or a comma list")
+    fit.add_argument(
+        "--encoder",
+        help="embedding bundle (e.g. H-optimus-0 or UNI with local weights): HEST protocol, "
+        "encoder + PCA/ridge head, saved as TorchScript",
+    )
     fit.add_argument("--cnn-members", type=int, default=3)
     fit.add_argument("--no-stain-texture", action="store_true")
     fit.add_argument("--epochs", type=int, default=30)
@@ -111,6 +116,8 @@ def cmd_fit_expression(args: argparse.Namespace) -> int:
                 "train": [str(m) for m in args.measured[args.val_count :]],
                 "val": [str(m) for m in args.measured[: args.val_count]],
             }
+        if args.encoder:
+            return _fit_with_encoder(args, train, val, genes, data)
         settings = FitSettings(
             genes=genes,
             cnn_members=args.cnn_members,
@@ -145,6 +152,32 @@ def cmd_fit_expression(args: argparse.Namespace) -> int:
     print(
         f"bundle written to {args.out}: mean validation Pearson "
         f"{report.mean_pearson['ensemble']:.3f} over {len(report.genes)} genes"
+    )
+    return 0
+
+
+def _fit_with_encoder(
+    args: argparse.Namespace, train: Any, val: Any, genes: Any, data: dict[str, Any]
+) -> int:
+    from omicslens.models.expression.encoder_fit import fit_with_encoder, write_encoder_bundle
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        model, report, encoder = fit_with_encoder(
+            train, val, args.encoder, genes=genes, log=lambda m: print(m, flush=True)
+        )
+    except OmicsLensError as error:
+        print(f"omicslens: error: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    write_encoder_bundle(
+        model, report, encoder, args.out, name=args.name, version=args.version, training_data=data
+    )
+    print(
+        f"bundle written to {args.out}: mean validation Pearson "
+        f"{report.mean_pearson['encoder-ridge']:.3f} over {len(report.genes)} genes"
     )
     return 0
 
