@@ -59,7 +59,7 @@ def test_picker_shows_validation_r_and_flags_low_genes(setup) -> None:
     visible = [
         r for r in range(widget.output_list.count()) if not widget.output_list.item(r).isHidden()
     ]
-    assert [widget.output_list.item(r).text() for r in visible][0].startswith("KRT19")
+    assert next(widget.output_list.item(r).text() for r in visible).startswith("KRT19")
 
 
 def test_gene_set_score_overlay_is_the_standardised_mean(setup, qtbot) -> None:
@@ -75,7 +75,7 @@ def test_gene_set_score_overlay_is_the_standardised_mean(setup, qtbot) -> None:
 
 
 def test_measured_spots_are_shown_and_compared(setup, qtbot) -> None:
-    viewer, widget, bundle, slide, mpp = setup
+    _viewer, widget, bundle, slide, _mpp = setup
     panel = widget.measured
     panel.path_edit.setText(str(CUT))
     panel.section_edit.setText("C5")
