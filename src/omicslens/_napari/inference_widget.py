@@ -72,6 +72,8 @@ class InferenceWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.live: LiveInference | None = None
+        #: Output (gene or set label) to select once a model is loaded (``view --output``).
+        self.initial_output: str | None = None
         self._progress: Any = None
         self._worker: Any = None
 
@@ -259,6 +261,13 @@ class InferenceWidget(QWidget):
         self.output_list.setCurrentRow(0)
         self.output_list.blockSignals(False)
         self._reflag()
+        if self.initial_output:
+            for row, choice in enumerate(self._choices):
+                if choice.label == self.initial_output or choice.label.startswith(
+                    f"{self.initial_output} ["
+                ):
+                    self.output_list.setCurrentRow(row)
+                    break
 
     def _add_choice(self, choice: OutputCombination, pearson: Any, kind: str) -> None:
         item = QListWidgetItem()

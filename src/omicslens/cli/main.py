@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--sample", choices=sorted(SAMPLES), help="open a bundled sample instead")
     view.add_argument("--mpp", type=float, help="microns per pixel, for slides that state none")
     view.add_argument(
+        "--model",
+        help="bundled model name (e.g. her2st-expression) or bundle folder: opens the Predict "
+        "dock and predicts the tiles in view",
+    )
+    view.add_argument("--output", help="with --model: the output (gene) to show first")
+    view.add_argument(
         "--screenshot",
         type=Path,
         help="save a screenshot of the window to this PNG and exit (for docs and checks)",
@@ -134,7 +140,8 @@ def cmd_view(args: argparse.Namespace) -> int:
     if args.screenshot:
         _quiet_backend_notice()
     viewer = napari.Viewer(title="OmicsLens")
-    viewer.window.add_plugin_dock_widget("omicslens", "Slide info")
+    if not args.model:
+        viewer.window.add_plugin_dock_widget("omicslens", "Slide info")
     if path is not None:
         try:
             slide = open_for_viewer(Path(path), mpp=args.mpp)
@@ -145,8 +152,13 @@ def cmd_view(args: argparse.Namespace) -> int:
         viewer.add_image(data, **kwargs)
         viewer.scale_bar.visible = True
         viewer.reset_view()
+    if args.model:
+        code = _start_prediction(viewer, args.model, args.output)
+        if code:
+            viewer.close()
+            return code
     if args.screenshot:
-        return _screenshot_and_exit(viewer, args.screenshot)
+        return _screenshot_and_exit(viewer, args.screenshot, wait_for_predictions=bool(args.model))
     napari.run()
     return 0
 
@@ -160,8 +172,26 @@ def _quiet_backend_notice() -> None:
     qt_main_window.SHOW_QT_WARNING = False  # type: ignore[attr-defined]
 
 
-def _screenshot_and_exit(viewer: Any, target: Path) -> int:
-    """Let napari draw every visible tile, save the whole window, and close."""
+def _start_prediction(viewer: Any, model: str, output: str | None) -> int:
+    """Dock the Predict widget, load ``model`` for the slide, follow the view."""
+    from omicslens.core.samples import bundled_models
+
+    bundled = bundled_models()
+    folder = bundled.get(model, Path(model))
+    if not Path(folder).exists():
+        known = ", ".join(bundled) or "none"
+        print(f"omicslens: error: no model {model!r} (bundled: {known})", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    _, widget = viewer.window.add_plugin_dock_widget("omicslens", "Predict")
+    widget.add_model_folder(folder)
+    if output:
+        widget.initial_output = output
+    widget.load_model()
+    return 0
+
+
+def _screenshot_and_exit(viewer: Any, target: Path, wait_for_predictions: bool = False) -> int:
+    """Let napari draw every visible tile (and predictions), save the window, and close."""
     import time
 
     from qtpy.QtWidgets import QApplication
@@ -171,11 +201,27 @@ def _screenshot_and_exit(viewer: Any, target: Path) -> int:
     while time.monotonic() < deadline:
         QApplication.processEvents()
         time.sleep(0.05)
+    if wait_for_predictions:
+        deadline = time.monotonic() + 600.0
+        while time.monotonic() < deadline and not _predictions_settled(viewer):
+            QApplication.processEvents()
+            time.sleep(0.05)
+        for _ in range(40):
+            QApplication.processEvents()
+            time.sleep(0.05)
     target.parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(target), canvas_only=False)
     viewer.close()
     print(f"screenshot saved to {target}")
     return 0
+
+
+def _predictions_settled(viewer: Any) -> bool:
+    for widget in viewer.window.dock_widgets.values():
+        live = getattr(widget, "live", None)
+        if live is not None:
+            return bool(live.scheduler.idle and live.stats().done > 0)
+    return False
 
 
 # -- bench ----------------------------------------------------------------------------
