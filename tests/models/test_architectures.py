@@ -40,7 +40,12 @@ def fake_timm(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, obje
     return calls
 
 
-RUN_ON_CPU = {"omicslens-tinycnn": 32, "omicslens-resnet-ish": 32, "omicslens-vit-tiny16": 224}
+RUN_ON_CPU = {
+    "omicslens-tinycnn": 32,
+    "omicslens-resnet-ish": 32,
+    "omicslens-vit-tiny16": 224,
+    "omicslens-expression": 320,
+}
 # ViT-S/16 and ViT-B/16 without a head have ~21.7M and ~85.8M parameters (timm's counts
 # minus the 1000-class head); counted, not run, to keep the suite fast on a CPU.
 PARAMETERS_M = {"omicslens-vit": 21.7, "omicslens-vit-small16": 21.7, "omicslens-vit-base16": 85.8}

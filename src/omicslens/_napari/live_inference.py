@@ -82,6 +82,7 @@ class LiveInference(QObject):
         self._lock = threading.Lock()
         self._whole_slide_total = 0
         self._whole_slide_start = 0
+        self._stale = False  # tiles written to the layer but not drawn yet
         self.scheduler = session.scheduler(on_result=self._from_worker, on_error=self._worker_error)
         self._drain_timer = QTimer(self)
         self._drain_timer.setInterval(DRAIN_MS)
@@ -119,7 +120,15 @@ class LiveInference(QObject):
             camera.zoom.disconnect(self._camera_moved)
 
     def _camera_moved(self, event: Any = None) -> None:
+        if self._stale:
+            self._stale = False
+            self.overlay.redraw()
         self._debounce.start()  # restart: only the view the user settles on is planned
+
+    def _on_screen(self, indices: np.ndarray) -> bool:
+        x0, y0, x1, y1 = visible_rect(self.viewer, self.slide_layer)
+        visible = self.session.grid.tiles_in_rect(x0, y0, x1, y1)
+        return bool(np.isin(indices, visible).any())
 
     def update_view(self) -> int:
         """Plan the tiles on screen now (also called by the camera debounce)."""
@@ -148,7 +157,11 @@ class LiveInference(QObject):
         if pending:
             indices = np.concatenate([r.indices for r in pending])
             values = np.concatenate([self.output.apply(r.values) for r in pending])
-            self.overlay.update_tiles(indices, values)
+            # Redraw only when a new tile is on screen: under software GL a redraw costs
+            # ~100 ms of the GUI thread. Off-screen tiles are drawn on the next camera move.
+            on_screen = self._on_screen(indices)
+            self.overlay.update_tiles(indices, values, refresh=on_screen)
+            self._stale |= not on_screen
             applied = len(indices)
         for message in errors[:3]:
             self.error.emit(message)

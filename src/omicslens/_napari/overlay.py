@@ -69,14 +69,23 @@ class PredictionOverlay:
         self.layer.data = raster
         self.autoscale()
 
-    def update_tiles(self, indices: np.ndarray, values: np.ndarray) -> None:
+    def update_tiles(self, indices: np.ndarray, values: np.ndarray, refresh: bool = True) -> None:
         """Write newly predicted tiles (values for the shown output) into the layer."""
         rows, cols = self.grid.row_col(indices)
         data = self.layer.data
         data[rows, cols] = values
+        if not refresh:
+            return  # contrast changes redraw too: both wait for the next on-screen update
         if self._auto_contrast:
             self.autoscale(refresh=False)
         self.layer.refresh()
+
+    def redraw(self) -> None:
+        """Draw tiles written with ``refresh=False`` (and rescale contrast if automatic)."""
+        if self._auto_contrast:
+            self.autoscale()
+        else:
+            self.layer.refresh()
 
     def autoscale(self, refresh: bool = True) -> None:
         """Contrast from the 1st-99th percentile of known tiles (robust to outliers)."""

@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         "io", help="slide open and region-read speed vs raw tifffile/zarr", add_help=False
     )
     io.set_defaults(handler=cmd_bench_io, passthrough=True)
+    inference = bench_kinds.add_parser(
+        "inference",
+        help="pipeline vs model-only throughput, GUI latency and memory of inference",
+        add_help=False,
+    )
+    inference.set_defaults(handler=cmd_bench_inference, passthrough=True)
     return parser
 
 
@@ -229,6 +235,12 @@ def cmd_bench_io(args: argparse.Namespace) -> int:
     from omicslens.bench import io as bench_io
 
     return int(bench_io.main(list(args.extra)) or 0)
+
+
+def cmd_bench_inference(args: argparse.Namespace) -> int:
+    from omicslens.bench import inference as bench_inference
+
+    return int(bench_inference.main(list(args.extra)) or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover
