@@ -16,6 +16,7 @@ from typing import Any
 from omicslens import __version__
 from omicslens.cli.expression_commands import add_expression_commands
 from omicslens.cli.model_commands import add_model_commands
+from omicslens.cli.predict_command import add_predict_command
 from omicslens.core import OmicsLensError, open_slide
 from omicslens.core.samples import SAMPLES, sample_path
 
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_model_commands(commands)
     add_expression_commands(commands)
+    add_predict_command(commands)
 
     bench = commands.add_parser("bench", help="benchmarks (results go to docs/benchmarks.md)")
     bench_kinds = bench.add_subparsers(dest="bench_kind", required=True, metavar="KIND")

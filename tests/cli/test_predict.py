@@ -1,0 +1,55 @@
+"""`omicslens predict` on a real slide: every format, re-read; a killed run resumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from omicslens.cli.main import main
+from omicslens.core import open_slide
+from omicslens.models.session import InferenceSession
+from tests.conftest import CMU1
+from tests.helpers.bundles import make_bundle
+
+
+def test_predict_writes_every_format_and_resumes(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "bundle", patch_size=32, spacing=2.0)  # 64 um tiles
+    out = tmp_path / "out"
+    # a "killed" earlier run: some tiles already in the output folder's cache
+    with open_slide(CMU1) as slide:
+        session = InferenceSession.open(slide, bundle, cache=out / ".cache")
+        tissue = np.flatnonzero(session.tissue_tiles.ravel())
+        scheduler = session.scheduler()
+        scheduler.request_tiles(tissue[:40])
+        assert scheduler.wait_idle(60)
+        scheduler.stop()
+        first_values = session.store.get(tissue[:40])
+    assert main(["predict", str(CMU1), "--model", str(bundle), "--out", str(out)]) == 0
+    folder = out / CMU1.name
+    table = pd.read_csv(folder / "tiles.csv")
+    assert len(table) == len(tissue)  # every tissue tile exactly once
+    assert not table.duplicated(["minx", "miny"]).any()
+    assert list(table.columns[4:]) == ["pred_ERBB2", "pred_CD74", "pred_MKI67"]
+    cached = table.iloc[:40][["pred_ERBB2", "pred_CD74", "pred_MKI67"]].to_numpy()
+    np.testing.assert_allclose(cached, first_values, rtol=1e-5)
+    for name in ("tiles.geojson.gz", "tiles.h5ad", "predictions.ome.zarr", "done.json"):
+        assert (folder / name).exists()
+    # a rerun skips the finished slide and keeps its files
+    before = (folder / "tiles.csv").stat().st_mtime_ns
+    assert main(["predict", str(CMU1), "--model", str(bundle), "--out", str(out)]) == 0
+    assert (folder / "tiles.csv").stat().st_mtime_ns == before
+
+
+def test_predict_refuses_to_overwrite_without_force(tmp_path: Path, capsys) -> None:
+    bundle = make_bundle(tmp_path / "bundle", patch_size=32, spacing=4.0)
+    out = tmp_path / "out"
+    (out / CMU1.name).mkdir(parents=True)
+    (out / CMU1.name / "tiles.csv").write_text("my own analysis\n")
+    code = main(
+        ["predict", str(CMU1), "--model", str(bundle), "--out", str(out), "--format", "csv"]
+    )
+    assert code == 1
+    assert "exists" in capsys.readouterr().err
+    assert (out / CMU1.name / "tiles.csv").read_text() == "my own analysis\n"

@@ -1,0 +1,81 @@
+"""Exports re-read by their consumers: CSV, QuPath GeoJSON, AnnData, OME-Zarr."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from omicslens.core.exports import TileTable, write_csv, write_geojson, write_h5ad, write_ome_zarr
+from omicslens.core.grid import TileGrid
+
+GRID = TileGrid(width=1000, height=700, mpp_x=0.5, mpp_y=0.5, patch_px=100, spacing_um=1.0)
+NAMES = ["ERBB2", "CD74"]
+
+
+@pytest.fixture
+def table() -> TileTable:
+    indices = np.array([0, 3, 7, GRID.size - 1])
+    values = np.stack([indices * 0.5, -indices * 1.0], axis=1).astype(np.float32)
+    return TileTable(GRID, indices, values, NAMES, slide_id="abc")
+
+
+def test_csv_is_wsinfer_style(table: TileTable, tmp_path: Path) -> None:
+    path = write_csv(table, tmp_path / "tiles.csv")
+    lines = path.read_text().splitlines()
+    assert lines[0] == "minx,miny,width,height,pred_ERBB2,pred_CD74"
+    assert lines[2].split(",")[:4] == ["600", "0", "200", "200"]  # tile 3: col 3 of 5
+    assert float(lines[2].split(",")[4]) == pytest.approx(1.5)
+    with pytest.raises(FileExistsError, match="exists"):
+        write_csv(table, path)
+    assert (path.stat().st_mode & 0o777) != 0o600  # a normal file, not mkstemp's mode
+
+
+def test_geojson_follows_qupath_structure(table: TileTable, tmp_path: Path) -> None:
+    path = write_geojson(table, tmp_path / "tiles.geojson.gz")
+    data = json.loads(gzip.decompress(path.read_bytes()))
+    assert data["type"] == "FeatureCollection" and len(data["features"]) == 4
+    feature = data["features"][1]
+    uuid.UUID(feature["id"])
+    assert feature["properties"]["objectType"] == "tile"
+    assert feature["properties"]["measurements"] == {"ERBB2": 1.5, "CD74": -3.0}
+    assert feature["geometry"]["coordinates"][0][0] == [600, 0]
+    again = write_geojson(table, tmp_path / "again.geojson.gz")
+    ids = [f["id"] for f in json.loads(gzip.decompress(again.read_bytes()))["features"]]
+    assert ids == [f["id"] for f in data["features"]]  # stable ids across runs
+
+
+def test_h5ad_opens_in_anndata(table: TileTable, tmp_path: Path) -> None:
+    import anndata
+
+    path = write_h5ad(table, tmp_path / "tiles.h5ad")
+    adata = anndata.read_h5ad(path)
+    assert list(adata.var_names) == NAMES
+    np.testing.assert_allclose(adata.X, table.values)
+    np.testing.assert_allclose(adata.obsm["spatial"][1], [700.0, 100.0])  # centre of tile 3
+    assert adata.uns["omicslens"]["mpp"] == pytest.approx(0.5)
+
+
+def test_ome_zarr_validates_and_reopens(table: TileTable, tmp_path: Path) -> None:
+    rasters = np.full((2, *GRID.shape), np.nan, dtype=np.float32)
+    rows, cols = GRID.row_col(table.indices)
+    rasters[:, rows, cols] = table.values.T
+    path = write_ome_zarr(rasters, GRID, NAMES, tmp_path / "p.ome.zarr")
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Multiscales, Reader
+
+    nodes = list(Reader(parse_url(str(path)))())
+    assert nodes and any(isinstance(spec, Multiscales) for spec in nodes[0].specs)
+    assert [axis["unit"] for axis in nodes[0].metadata["axes"][1:]] == ["micrometer"] * 2
+    level0 = np.asarray(nodes[0].data[0])
+    np.testing.assert_array_equal(level0, rasters)
+    from omicslens._napari.reader import napari_get_reader
+
+    layers = napari_get_reader(str(path))(str(path))
+    _data, kwargs, kind = layers[0]
+    assert kind == "image" and kwargs["scale"] == pytest.approx((100.0, 100.0))
+    assert kwargs["name"][0].startswith("ERBB2")
