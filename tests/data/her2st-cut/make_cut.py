@@ -43,9 +43,17 @@ def cut(shared: Path, section: str, out: Path, margin: int = 250) -> None:
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
         writer.writerow(["x", "y", "new_x", "new_y", "pixel_x", "pixel_y", "selected"])
         for s in chosen:
-            writer.writerow([s["x"], s["y"], s["new_x"], s["new_y"],
-                             f"{float(s['pixel_x']) - x0:.2f}", f"{float(s['pixel_y']) - y0:.2f}",
-                             s["selected"]])
+            writer.writerow(
+                [
+                    s["x"],
+                    s["y"],
+                    s["new_x"],
+                    s["new_y"],
+                    f"{float(s['pixel_x']) - x0:.2f}",
+                    f"{float(s['pixel_y']) - y0:.2f}",
+                    s["selected"],
+                ]
+            )
     wanted = {f"{int(float(s['x']))}x{int(float(s['y']))}" for s in chosen}
     with gzip.open(root / "counts" / f"{section}.tsv.gz", "rt") as handle:
         header = handle.readline().rstrip("\n").split("\t")
