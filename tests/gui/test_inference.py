@@ -121,3 +121,19 @@ def test_broken_bundle_is_reported_with_the_field(
     qtbot.waitUntil(lambda: "Could not load" in widget.status.text(), timeout=30000)
     assert "patch_size_pixels" in widget.status.text()
     assert widget.live is None
+
+
+def test_tissue_threshold_zero_predicts_glass_too(
+    make_napari_viewer, qtbot, tmp_path: Path, cache: Path
+) -> None:
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(CMU1), plugin="omicslens")
+    bundle = make_bundle(tmp_path / "bundle", patch_size=32, spacing=8.0)  # 256 um tiles
+    widget = InferenceWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.add_model_folder(bundle)
+    widget.tissue_spin.setValue(0.0)
+    widget.load_model()
+    qtbot.waitUntil(lambda: widget.live is not None, timeout=30000)
+    assert widget.live.session.tissue_tiles.all()
+    widget.close_live()

@@ -47,18 +47,24 @@ DEFAULT_FLAG_BELOW = 0.2
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
-def _open_session(slide: Any, bundle_path: str, device: str) -> tuple[Any, Any]:
+def _open_session(
+    slide: Any, bundle_path: str, device: str, min_tissue: float = 0.25
+) -> tuple[Any, Any]:
     """Worker: prepare the session and read its cached raster for the first output.
 
     A problem with the user's input (a broken bundle, an unavailable device) comes back
     as ``(None, error)`` so the widget shows it; anything else is a bug and is raised.
     """
     from omicslens.core.errors import OmicsLensError
+    from omicslens.core.tissue import TissueSettings
     from omicslens.models.session import InferenceSession
 
     try:
         session = InferenceSession.open(
-            slide, bundle_path, device=None if device == "auto" else device
+            slide,
+            bundle_path,
+            device=None if device == "auto" else device,
+            tissue_settings=TissueSettings(min_tile_fraction=min_tissue),
         )
     except OmicsLensError as error:
         return None, error
@@ -82,6 +88,13 @@ class InferenceWidget(QWidget):
         self.browse_button = QPushButton("Folder…")
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICES)
+        self.tissue_spin = QDoubleSpinBox()
+        self.tissue_spin.setRange(0.0, 1.0)
+        self.tissue_spin.setSingleStep(0.05)
+        self.tissue_spin.setValue(0.25)
+        self.tissue_spin.setToolTip(
+            "Predict a tile only when at least this fraction of it is tissue (0 = every tile)"
+        )
         self.start_button = QPushButton("Load model")
         self.follow_check = QCheckBox("Follow the view (predict what is on screen)")
         self.follow_check.setChecked(True)
@@ -127,6 +140,7 @@ class InferenceWidget(QWidget):
         form.addRow("Slide", self.layer_combo)
         form.addRow("Model", model_row)
         form.addRow("Device", self.device_combo)
+        form.addRow("Min. tissue per tile", self.tissue_spin)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.start_button)
@@ -203,7 +217,7 @@ class InferenceWidget(QWidget):
         self.start_button.setEnabled(False)
         self.status.setText(f"Loading {Path(bundle_path).name}…")
         worker = thread_worker(_open_session, start_thread=False)(
-            slide_of(layer), bundle_path, self.device_combo.currentText()
+            slide_of(layer), bundle_path, self.device_combo.currentText(), self.tissue_spin.value()
         )
         worker.returned.connect(lambda result: self._session_ready(layer, *result))
         worker.errored.connect(self._load_failed)
