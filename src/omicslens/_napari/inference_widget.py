@@ -34,7 +34,7 @@ from omicslens._napari.layers import slide_of
 from omicslens._napari.live_inference import LiveInference
 from omicslens._napari.measured_panel import MeasuredPanel
 from omicslens.core.genesets import OutputCombination, available_gene_sets, single_output
-from omicslens.core.samples import bundled_models
+from omicslens.core.samples import bundled_tile_models
 
 if TYPE_CHECKING:
     import napari
@@ -161,7 +161,7 @@ class InferenceWidget(QWidget):
         layout.addWidget(self.measured)
         layout.addWidget(self.status)
 
-        for name, folder in bundled_models().items():
+        for name, folder in bundled_tile_models().items():
             self.model_combo.addItem(name, str(folder))
         self.browse_button.clicked.connect(self._browse)
         self.start_button.clicked.connect(self.load_model)

@@ -17,6 +17,7 @@ from omicslens import __version__
 from omicslens.cli.expression_commands import add_expression_commands
 from omicslens.cli.model_commands import add_model_commands
 from omicslens.cli.predict_command import add_predict_command
+from omicslens.cli.smear_commands import add_smear_commands
 from omicslens.core import OmicsLensError, open_slide
 from omicslens.core.samples import SAMPLES, sample_path
 
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_commands(commands)
     add_expression_commands(commands)
     add_predict_command(commands)
+    add_smear_commands(commands)
 
     bench = commands.add_parser("bench", help="benchmarks (results go to docs/benchmarks.md)")
     bench_kinds = bench.add_subparsers(dest="bench_kind", required=True, metavar="KIND")
@@ -182,9 +184,9 @@ def _quiet_backend_notice() -> None:
 
 def _start_prediction(viewer: Any, model: str, output: str | None) -> int:
     """Dock the Predict widget, load ``model`` for the slide, follow the view."""
-    from omicslens.core.samples import bundled_models
+    from omicslens.core.samples import bundled_tile_models
 
-    bundled = bundled_models()
+    bundled = bundled_tile_models()
     folder = bundled.get(model, Path(model))
     if not Path(folder).exists():
         known = ", ".join(bundled) or "none"

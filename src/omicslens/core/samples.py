@@ -51,3 +51,18 @@ def bundled_models() -> dict[str, Path]:
                 if (child / "config.json").is_file():
                     found.setdefault(child.name, child)
     return found
+
+
+def bundled_tile_models() -> dict[str, Path]:
+    """Bundled models that predict slide tiles (cell models, with ``cell_patch``, excluded)."""
+    import json
+
+    found = {}
+    for name, folder in bundled_models().items():
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if "cell_patch" not in config:
+            found[name] = folder
+    return found
