@@ -185,6 +185,7 @@ def _fit_with_encoder(
 def cmd_evaluate_expression(args: argparse.Namespace) -> int:
     from omicslens.core import open_slide
     from omicslens.core.measured import load_measured
+    from omicslens.core.samples import resolve_model
     from omicslens.models.expression.evaluate import evaluate_at_spots
     from omicslens.models.predictor import Predictor
 
@@ -195,7 +196,7 @@ def cmd_evaluate_expression(args: argparse.Namespace) -> int:
             mpp = measured.pitch_mpp()
             if mpp is None:
                 raise OmicsLensError(f"{args.measured}: no array coordinates to measure the pitch")
-        predictor = Predictor(args.model, device=args.device)
+        predictor = Predictor(resolve_model(args.model), device=args.device)
         with open_slide(args.slide, mpp=mpp) as slide:
             result = evaluate_at_spots(slide, measured, predictor)
     except OmicsLensError as error:

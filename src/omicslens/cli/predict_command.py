@@ -41,14 +41,14 @@ def add_predict_command(subparsers: Any) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from omicslens.core.samples import bundled_models
+    from omicslens.core.samples import resolve_model
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         print(f"omicslens: error: unknown format {', '.join(unknown)}", file=sys.stderr)
         return 2
-    model = str(bundled_models().get(args.model, args.model))
+    model = resolve_model(args.model)
     failures = 0
     for slide_path in args.slides:
         try:

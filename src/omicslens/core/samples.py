@@ -66,3 +66,9 @@ def bundled_tile_models() -> dict[str, Path]:
         if "cell_patch" not in config:
             found[name] = folder
     return found
+
+
+def resolve_model(name_or_path: str) -> str:
+    """A bundled model's folder for its name; anything else (a path, a HF id) unchanged."""
+    folder = bundled_models().get(name_or_path)
+    return str(folder) if folder is not None and not Path(name_or_path).exists() else name_or_path
