@@ -281,6 +281,7 @@ class InferenceWidget(QWidget):
                     f"{self.initial_output} ["
                 ):
                     self.output_list.setCurrentRow(row)
+                    self.output_list.scrollToItem(self.output_list.item(row))
                     break
 
     def _add_choice(self, choice: OutputCombination, pearson: Any, kind: str) -> None:

@@ -163,6 +163,7 @@ class MeasuredPanel(QGroupBox):
             data,
             name=name,
             scale=tuple(slide_layer.scale[-2:]),
+            units=("um", "um"),
             size=diameter_um / mpp,
             features={"value": np.zeros(len(data))},
             face_color="value",
