@@ -137,3 +137,39 @@ def test_tissue_threshold_zero_predicts_glass_too(
     qtbot.waitUntil(lambda: widget.live is not None, timeout=30000)
     assert widget.live.session.tissue_tiles.all()
     widget.close_live()
+
+
+def test_superseded_view_is_cancelled_in_the_viewer(
+    make_napari_viewer, qtbot, tmp_path: Path, cache: Path
+) -> None:
+    import threading
+
+    viewer = make_napari_viewer(show=True)
+    slide_layer = viewer.open(str(CMU1), plugin="omicslens")[0]
+    bundle = make_bundle(tmp_path / "bundle", patch_size=32, spacing=1.0)  # 32 um tiles
+    viewer.camera.center = (400, 550)
+    viewer.camera.zoom = 2.0
+    widget = _start(viewer, qtbot, bundle)
+    live = widget.live
+    qtbot.waitUntil(lambda: live.scheduler.idle and live.stats().done > 0, timeout=60000)
+    before = set(np.flatnonzero(live.session.store.done_mask().ravel()).tolist())
+    gate = threading.Event()
+    read = live.scheduler._read_patch
+    live.scheduler._read_patch = lambda index: (gate.wait(20), read(index))[1]
+    viewer.camera.center = (900, 550)  # the user looks here briefly...
+    qtbot.wait(400)  # debounce passes: this view is planned, its first reads hang
+    first_view = set(live.session.grid.tiles_in_rect(*visible_rect(viewer, slide_layer)).tolist())
+    viewer.camera.center = (1400, 550)  # ...and moves on before anything arrives
+    qtbot.wait(400)
+    final_view = set(live.session.grid.tiles_in_rect(*visible_rect(viewer, slide_layer)).tolist())
+    gate.set()
+    qtbot.waitUntil(lambda: live.scheduler.idle, timeout=60000)
+    after = set(np.flatnonzero(live.session.store.done_mask().ravel()).tolist())
+    new = after - before
+    tissue = set(np.flatnonzero(live.session.tissue_tiles.ravel()).tolist())
+    assert final_view & tissue <= after  # everything now on screen is predicted
+    wasted = (new - final_view) & (first_view - final_view)
+    assert len(wasted) <= live.scheduler.read_ahead  # only reads already started
+    assert len((first_view - final_view) & tissue) > live.scheduler.read_ahead  # a real test
+    widget.close_live()
+    live.wait_closed()
