@@ -60,6 +60,8 @@ def test_cells_csv(smear_out: Path) -> None:
         "area_um2",
         "nucleus_area_um2",
         "class",
+        "model_class",
+        "corrected",
         "confidence",
         *(f"prob_{name}" for name in classes),
     ]

@@ -7,7 +7,8 @@ atomically, refusing to overwrite unless ``force``:
 ``cells.csv``
     One row per cell: ``id``, ``centre_x``, ``centre_y``, ``box_x0``, ``box_y0``,
     ``box_x1``, ``box_y1`` (level-0 pixels), ``area_um2``, ``nucleus_area_um2``,
-    ``class`` (``Unknown`` below the model's confidence threshold), ``confidence``,
+    ``class`` (a reviewer's correction if any, else the model's; ``Unknown`` below the
+    confidence threshold), ``model_class``, ``corrected`` (0/1), ``confidence``,
     ``prob_<CLASS>`` per class, and ``attention`` when a genetic model ran.
 ``cells.geojson``
     A QuPath-style FeatureCollection: one Feature per cell with a UUID ``id``,
@@ -98,6 +99,15 @@ class SmearAnalysis:
     genetic_model: str | None = None
     genetic_features: np.ndarray | None = None
     similar_patients: list[dict[str, Any]] = field(default_factory=list)
+    #: A reviewer's class per cell id, overriding the model's (kept and exported).
+    corrections: dict[int, str] = field(default_factory=dict)
+
+    def label(self, index: int) -> str:
+        """The class of cell ``index``: the reviewer's correction if any, else the model's."""
+        return self.corrections.get(self.cells[index].id, self.types.labels[index])
+
+    def labels(self) -> list[str]:
+        return [self.label(index) for index in range(len(self.cells))]
 
     @property
     def cells(self) -> list[WhiteCell]:
@@ -112,8 +122,10 @@ class SmearAnalysis:
         return self.detection.mpp_source
 
     def counts(self) -> dict[str, int]:
+        """Cells per class, corrections applied (the differential count)."""
         names = [*self.types.class_names, "Unknown"]
-        return {name: self.types.labels.count(name) for name in names}
+        labels = self.labels()
+        return {name: labels.count(name) for name in names}
 
 
 def open_smear(
@@ -284,6 +296,8 @@ def cells_csv(analysis: SmearAnalysis) -> str:
         "area_um2",
         "nucleus_area_um2",
         "class",
+        "model_class",
+        "corrected",
         "confidence",
         *_probability_columns(types.class_names),
     ]
@@ -302,7 +316,9 @@ def cells_csv(analysis: SmearAnalysis) -> str:
             *(f"{value:.2f}" for value in cell.box),
             f"{cell.cell_area_um2:.3f}",
             f"{cell.nucleus_area_um2:.3f}",
+            analysis.label(index),
             types.labels[index],
+            int(cell.id in analysis.corrections),
             f"{float(probabilities.max()):.6f}",
             *(f"{float(p):.6f}" for p in probabilities),
         ]
@@ -330,13 +346,14 @@ def cells_geojson(analysis: SmearAnalysis) -> dict[str, Any]:
     attention = analysis.patient.attention if analysis.patient is not None else None
     features = []
     for index, cell in enumerate(analysis.cells):
-        label = types.labels[index]
+        label = analysis.label(index)
         measurements: dict[str, float] = {
             "Cell id": float(cell.id),
             "Cell: Area µm^2": round(cell.cell_area_um2, 4),
             "Nucleus: Area µm^2": round(cell.nucleus_area_um2, 4),
             "Nucleus: Lobes": float(cell.lobes),
             "Nucleus: Optical density (red - blue) mean": round(cell.nucleus_od, 5),
+            "Corrected by reviewer": float(cell.id in analysis.corrections),
         }
         for name, value in zip(types.class_names, types.probabilities[index], strict=True):
             measurements[f"Probability: {name}"] = round(float(value), 6)

@@ -1,0 +1,344 @@
+"""Dock widget for blood smears: cells on the image, a gallery by class with corrections,
+the differential count, and the patient panel.
+
+Hematologists review smears cell by cell (as on CellaVision): the gallery shows every
+detected white cell grouped by class; clicking one centres the viewer on it; a reviewer
+can re-class selected cells, and the correction is kept (``SmearAnalysis.corrections``),
+drives the differential and the colours, and is exported (``class`` vs ``model_class``).
+Analysis and crop cutting run in a worker thread; exports are atomic and refuse to
+overwrite files unless asked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.qt.threading import thread_worker
+from qtpy.QtCore import QSize, Qt
+from qtpy.QtGui import QIcon, QImage, QPixmap
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from omicslens._napari.layers import slide_of
+
+if TYPE_CHECKING:
+    import napari
+
+    from omicslens.hemato.smear import SmearAnalysis
+
+ICON_PX = 72
+NO_GENETIC_MODEL = (
+    "No genetic model loaded. OmicsLens ships none: no genetically labelled smears were "
+    "available to train one. Load an aggregator bundle (SCEMILA-style attention MIL or a "
+    "GenBloom-G checkpoint in its published layout; see docs/hematology.md) to see "
+    "patient-level AML subtype probabilities and the cells that drove them."
+)
+
+
+def _analyse(path: str, mpp: float | None, genetic: str | None) -> tuple[Any, list[np.ndarray]]:
+    """Worker: the smear analysis and one square crop per cell for the gallery."""
+    from PIL import Image
+
+    from omicslens.core import open_slide
+    from omicslens.hemato.smear import analyse_smear
+
+    analysis = analyse_smear(path, mpp=mpp, genetic=genetic or None)
+    crops = []
+    with open_slide(path, mpp=analysis.mpp) as slide:
+        for cell in analysis.cells:
+            x0, y0, x1, y1 = cell.box
+            side = int(max(x1 - x0, y1 - y0) * 1.2) + 2
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            region = slide.read_region(int(cx - side / 2), int(cy - side / 2), side, side)
+            image = Image.fromarray(np.ascontiguousarray(region[..., :3]))
+            crops.append(np.asarray(image.resize((ICON_PX, ICON_PX))))
+    return analysis, crops
+
+
+class SmearWidget(QWidget):
+    """Find, type and review the white cells of a smear image layer."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.analysis: SmearAnalysis | None = None
+        self.crops: list[np.ndarray] = []
+        self.points: Any = None
+        self._slide_layer: Any = None
+        self._worker: Any = None
+        self.layer_combo = QComboBox()
+        self.genetic_edit = QLineEdit()
+        self.genetic_edit.setPlaceholderText("optional: genetic aggregator bundle folder")
+        self.genetic_button = QPushButton("Folder…")
+        self.run_button = QPushButton("Find and type white cells")
+        self.gallery = QListWidget()
+        self.gallery.setViewMode(QListView.IconMode)
+        self.gallery.setIconSize(QSize(ICON_PX, ICON_PX))
+        self.gallery.setResizeMode(QListView.Adjust)
+        self.gallery.setSelectionMode(QListWidget.ExtendedSelection)
+        self.class_combo = QComboBox()
+        self.correct_button = QPushButton("Set class of selected cells")
+        self.differential = QTableWidget(0, 3)
+        self.differential.setHorizontalHeaderLabels(["class", "cells", "%"])
+        self.patient = QLabel(NO_GENETIC_MODEL)
+        self.patient.setWordWrap(True)
+        self.export_button = QPushButton("Export cells (CSV, GeoJSON, features)…")
+        self.status = QLabel("Open a smear image, then find the white cells.")
+        self.status.setWordWrap(True)
+
+        genetic_row = QHBoxLayout()
+        genetic_row.addWidget(self.genetic_edit, 1)
+        genetic_row.addWidget(self.genetic_button)
+        correct_row = QHBoxLayout()
+        correct_row.addWidget(self.class_combo, 1)
+        correct_row.addWidget(self.correct_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Smear image"))
+        layout.addWidget(self.layer_combo)
+        layout.addLayout(genetic_row)
+        layout.addWidget(self.run_button)
+        layout.addWidget(QLabel("Cells by class (click to go to a cell)"))
+        layout.addWidget(self.gallery, 2)
+        layout.addLayout(correct_row)
+        layout.addWidget(QLabel("Differential count"))
+        layout.addWidget(self.differential, 1)
+        layout.addWidget(QLabel("Patient"))
+        layout.addWidget(self.patient)
+        layout.addWidget(self.export_button)
+        layout.addWidget(self.status)
+
+        self.run_button.clicked.connect(self.run)
+        self.genetic_button.clicked.connect(self._browse_genetic)
+        self.gallery.itemClicked.connect(self._go_to_cell)
+        self.correct_button.clicked.connect(self._correct_selected)
+        self.export_button.clicked.connect(self._export_dialog)
+        self.viewer.layers.events.inserted.connect(self._refresh_layers)
+        self.viewer.layers.events.removed.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    def _refresh_layers(self, event: Any = None) -> None:
+        current = self.layer_combo.currentText()
+        self.layer_combo.clear()
+        for layer in self.viewer.layers:
+            if slide_of(layer) is not None:
+                self.layer_combo.addItem(layer.name)
+        index = self.layer_combo.findText(current)
+        if index >= 0:
+            self.layer_combo.setCurrentIndex(index)
+
+    def _browse_genetic(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Genetic aggregator bundle")
+        if folder:
+            self.genetic_edit.setText(folder)
+
+    # -- analysis ---------------------------------------------------------------------------
+    def run(self) -> None:
+        layer = next(
+            (lay for lay in self.viewer.layers if lay.name == self.layer_combo.currentText()), None
+        )
+        slide = slide_of(layer) if layer is not None else None
+        if slide is None:
+            self.status.setText("Open a smear image first.")
+            return
+        self._slide_layer = layer
+        self.run_button.setEnabled(False)
+        self.status.setText("Finding and typing white cells…")
+        # the file's own resolution is re-read (and reported) by the pipeline; a value the
+        # user typed when the file had none is passed on as given
+        given = slide.mpp if slide.resolution.source == "given by the user" else None
+        worker = thread_worker(_analyse, start_thread=False)(
+            str(slide.path), given, self.genetic_edit.text().strip()
+        )
+        worker.returned.connect(lambda result: self._show(*result))
+        worker.errored.connect(self._failed)
+        self._worker = worker
+        worker.start()
+
+    def _failed(self, error: BaseException) -> None:
+        self.run_button.setEnabled(True)
+        self.status.setText(f"Could not analyse the smear: {error}")
+
+    def _show(self, analysis: SmearAnalysis, crops: list[np.ndarray]) -> None:
+        self.run_button.setEnabled(True)
+        self.analysis, self.crops = analysis, crops
+        self.class_combo.clear()
+        self.class_combo.addItems([*analysis.types.class_names, "Unknown"])
+        self._draw_points()
+        self._fill_gallery()
+        self._fill_differential()
+        self._fill_patient()
+        self.status.setText(
+            f"{len(analysis.cells)} white cells at {analysis.mpp:.4f} um/px "
+            f"({analysis.mpp_source}). Typing model: {analysis.types.model_name}."
+        )
+
+    # -- views ------------------------------------------------------------------------------
+    def _draw_points(self) -> None:
+        from omicslens.hemato.typing import class_colour
+
+        assert self.analysis is not None
+        cells = self.analysis.cells
+        labels = self.analysis.labels()
+        data = np.array([[c.centre_y, c.centre_x] for c in cells]).reshape(-1, 2)
+        colours = np.array([[*class_colour(label), 255] for label in labels]) / 255.0
+        sizes = [2 * np.sqrt(c.cell_area_um2 / np.pi) / self.analysis.mpp for c in cells]
+        if self.points is not None and self.points in self.viewer.layers:
+            self.viewer.layers.remove(self.points)
+        self.points = self.viewer.add_points(
+            data,
+            name=f"white cells ({self._slide_layer.name})",
+            scale=tuple(self._slide_layer.scale[-2:]),
+            units=("um", "um"),
+            size=sizes or 10,
+            face_color="transparent",
+            border_color=colours if len(cells) else "yellow",
+            border_width=0.12,
+            features={"class": labels, "id": [c.id for c in cells]},
+        )
+
+    def _fill_gallery(self) -> None:
+        assert self.analysis is not None
+        self.gallery.clear()
+        labels = self.analysis.labels()
+        order = sorted(range(len(labels)), key=lambda i: (labels[i], i))
+        current = None
+        for index in order:
+            if labels[index] != current:
+                current = labels[index]
+                header = QListWidgetItem(f"{current} ({labels.count(current)})")
+                header.setFlags(Qt.NoItemFlags)
+                self.gallery.addItem(header)
+            cell = self.analysis.cells[index]
+            item = QListWidgetItem(_icon(self.crops[index]), f"#{cell.id}")
+            item.setData(Qt.UserRole, index)
+            corrected = cell.id in self.analysis.corrections
+            item.setToolTip(
+                f"cell {cell.id}: {labels[index]}"
+                + (" (corrected by reviewer)" if corrected else "")
+            )
+            self.gallery.addItem(item)
+
+    def gallery_groups(self) -> dict[str, list[int]]:
+        """Class -> cell ids as the gallery shows them (for tests and scripting)."""
+        groups: dict[str, list[int]] = {}
+        current = ""
+        for row in range(self.gallery.count()):
+            item = self.gallery.item(row)
+            index = item.data(Qt.UserRole)
+            if index is None:
+                current = item.text().rsplit(" (", 1)[0]
+                groups[current] = []
+            else:
+                assert self.analysis is not None
+                groups[current].append(self.analysis.cells[int(index)].id)
+        return groups
+
+    def _fill_differential(self) -> None:
+        assert self.analysis is not None
+        counts = {k: v for k, v in self.analysis.counts().items() if v}
+        total = sum(counts.values())
+        self.differential.setRowCount(len(counts) + 1)
+        for row, (name, count) in enumerate([*counts.items(), ("Total", total)]):
+            percent = f"{100 * count / total:.1f}" if total else "-"
+            for column, text in enumerate((name, str(count), percent)):
+                self.differential.setItem(row, column, QTableWidgetItem(text))
+
+    def differential_counts(self) -> dict[str, int]:
+        return {
+            self.differential.item(r, 0).text(): int(self.differential.item(r, 1).text())
+            for r in range(self.differential.rowCount())
+        }
+
+    def _fill_patient(self) -> None:
+        assert self.analysis is not None
+        scores = self.analysis.patient
+        if scores is None:
+            self.patient.setText(NO_GENETIC_MODEL)
+            return
+        ranked = sorted(
+            zip(scores.class_names, scores.probabilities, strict=True),
+            key=lambda item: -float(item[1]),
+        )
+        top = np.argsort(-scores.attention)[:5]
+        ids = [self.analysis.cells[int(i)].id for i in top]
+        similar = ", ".join(
+            f"{p.get('id', '?')} ({p.get('label', '?')})"
+            for p in self.analysis.similar_patients[:5]
+        )
+        self.patient.setText(
+            f"{self.analysis.genetic_model} (research use, not for diagnosis): "
+            + ", ".join(f"{name} {float(p):.2f}" for name, p in ranked)
+            + f". Cells that weighed most: {', '.join(f'#{i}' for i in ids)}."
+            + (f" Most similar reference patients: {similar}." if similar else "")
+        )
+
+    # -- interaction ------------------------------------------------------------------------
+    def _go_to_cell(self, item: QListWidgetItem) -> None:
+        index = item.data(Qt.UserRole)
+        if index is None or self.analysis is None:
+            return
+        cell = self.analysis.cells[int(index)]
+        sy, sx = self._slide_layer.scale[-2:]
+        self.viewer.camera.center = (cell.centre_y * sy, cell.centre_x * sx)
+        self.viewer.camera.zoom = max(self.viewer.camera.zoom, 4.0 / max(sy, sx) / 10)
+
+    def correct(self, cell_ids: list[int], new_class: str) -> None:
+        """Re-class cells (a reviewer's decision; kept and exported)."""
+        assert self.analysis is not None
+        for cell_id in cell_ids:
+            self.analysis.corrections[int(cell_id)] = new_class
+        self._draw_points()
+        self._fill_gallery()
+        self._fill_differential()
+
+    def _correct_selected(self) -> None:
+        if self.analysis is None:
+            return
+        ids = [
+            self.analysis.cells[int(item.data(Qt.UserRole))].id
+            for item in self.gallery.selectedItems()
+            if item.data(Qt.UserRole) is not None
+        ]
+        if ids:
+            self.correct(ids, self.class_combo.currentText())
+
+    def export(self, folder: str | Path, force: bool = False) -> list[Path]:
+        from omicslens.hemato.smear import write_smear_outputs
+
+        assert self.analysis is not None
+        return write_smear_outputs(self.analysis, folder, force=force)
+
+    def _export_dialog(self) -> None:
+        if self.analysis is None:
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Export cells to folder")
+        if not folder:
+            return
+        try:
+            written = self.export(folder)
+        except Exception as error:  # existing files: say so, never overwrite silently
+            self.status.setText(f"Not exported: {error}")
+            return
+        self.status.setText(f"Exported {len(written)} files to {folder}.")
+
+
+def _icon(crop: np.ndarray) -> QIcon:
+    rgb = np.ascontiguousarray(crop[..., :3])
+    height, width = rgb.shape[:2]
+    image = QImage(rgb.data, width, height, 3 * width, QImage.Format_RGB888).copy()
+    return QIcon(QPixmap.fromImage(image))
