@@ -52,6 +52,11 @@ def test_smear_review_workflow(make_napari_viewer, qtbot, smear: Path, tmp_path:
     assert counts["Total"] == n
     assert NO_GENETIC_MODEL in widget.patient.text()
 
+    # colour by a score instead of the class
+    widget.colour_combo.setCurrentText("P(Neutrophil)")
+    np.testing.assert_allclose(widget.points.features["score"], analysis.types.probabilities[:, 0])
+    widget.colour_combo.setCurrentText("class")
+
     # clicking a cell centres the viewer on it
     item = next(
         widget.gallery.item(r)
@@ -80,3 +85,24 @@ def test_smear_review_workflow(make_napari_viewer, qtbot, smear: Path, tmp_path:
     assert len(written) >= 4
     with pytest.raises(Exception, match="exist"):
         widget.export(tmp_path / "out")  # never overwrite a reviewer's export silently
+
+
+def test_patient_panel_with_a_genetic_bundle(
+    make_napari_viewer, qtbot, smear: Path, tmp_path: Path
+) -> None:
+    from tests.hemato.test_aggregators import random_gated
+
+    bundle = random_gated(tmp_path, feature_dim=192)  # test fixture: random weights
+    viewer = make_napari_viewer(show=False)
+    viewer.open(str(smear), plugin="omicslens")
+    widget = SmearWidget(viewer)
+    widget.genetic_edit.setText(str(bundle))
+    widget.run()
+    qtbot.waitUntil(lambda: widget.analysis is not None, timeout=120000)
+    scores = widget.analysis.patient
+    assert scores is not None
+    assert float(np.sum(scores.probabilities)) == pytest.approx(1.0, abs=1e-5)
+    assert float(np.sum(scores.attention)) == pytest.approx(1.0, abs=1e-5)
+    text = widget.patient.text()
+    assert "AML-NPM1" in text and "Cells that weighed most" in text
+    assert "not for diagnosis" in text

@@ -91,6 +91,8 @@ class SmearWidget(QWidget):
         self.gallery.setIconSize(QSize(ICON_PX, ICON_PX))
         self.gallery.setResizeMode(QListView.Adjust)
         self.gallery.setSelectionMode(QListWidget.ExtendedSelection)
+        self.colour_combo = QComboBox()
+        self.colour_combo.setToolTip("Colour the cells by their class or by any score")
         self.class_combo = QComboBox()
         self.correct_button = QPushButton("Set class of selected cells")
         self.differential = QTableWidget(0, 3)
@@ -112,6 +114,10 @@ class SmearWidget(QWidget):
         layout.addWidget(self.layer_combo)
         layout.addLayout(genetic_row)
         layout.addWidget(self.run_button)
+        colour_row = QHBoxLayout()
+        colour_row.addWidget(QLabel("Colour cells by"))
+        colour_row.addWidget(self.colour_combo, 1)
+        layout.addLayout(colour_row)
         layout.addWidget(QLabel("Cells by class (click to go to a cell)"))
         layout.addWidget(self.gallery, 2)
         layout.addLayout(correct_row)
@@ -126,6 +132,7 @@ class SmearWidget(QWidget):
         self.genetic_button.clicked.connect(self._browse_genetic)
         self.gallery.itemClicked.connect(self._go_to_cell)
         self.correct_button.clicked.connect(self._correct_selected)
+        self.colour_combo.currentTextChanged.connect(self._recolour)
         self.export_button.clicked.connect(self._export_dialog)
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
@@ -178,6 +185,10 @@ class SmearWidget(QWidget):
         self.analysis, self.crops = analysis, crops
         self.class_combo.clear()
         self.class_combo.addItems([*analysis.types.class_names, "Unknown"])
+        self.colour_combo.blockSignals(True)
+        self.colour_combo.clear()
+        self.colour_combo.addItems(["class", *self.scores()])
+        self.colour_combo.blockSignals(False)
         self._draw_points()
         self._fill_gallery()
         self._fill_differential()
@@ -210,6 +221,35 @@ class SmearWidget(QWidget):
             border_width=0.12,
             features={"class": labels, "id": [c.id for c in cells]},
         )
+
+    def scores(self) -> dict[str, np.ndarray]:
+        """Per-cell scores the cells can be coloured by: class probabilities, attention."""
+        assert self.analysis is not None
+        types = self.analysis.types
+        found = {
+            f"P({name})": types.probabilities[:, i] for i, name in enumerate(types.class_names)
+        }
+        if self.analysis.patient is not None:
+            found["attention (genetic model)"] = np.asarray(self.analysis.patient.attention)
+        found["cell area (um^2)"] = np.array([c.cell_area_um2 for c in self.analysis.cells])
+        return found
+
+    def _recolour(self, name: str) -> None:
+        if self.points is None or self.analysis is None or not len(self.analysis.cells):
+            return
+        if name == "class" or name not in self.scores():
+            self._draw_points()
+            return
+        values = self.scores()[name]
+        self.points.features = {
+            **{k: self.points.features[k] for k in ("class", "id")},
+            "score": values,
+        }
+        self.points.border_color = "score"
+        self.points.border_colormap = "viridis"
+        low, high = float(values.min()), float(values.max())
+        self.points.border_contrast_limits = (low, high if high > low else low + 1e-6)
+        self.points.refresh()
 
     def _fill_gallery(self) -> None:
         assert self.analysis is not None
