@@ -1,0 +1,145 @@
+"""Regions: QuPath GeoJSON round trip, point-in-polygon, and statistics on the tile grid
+checked against a direct numpy/scipy computation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from omicslens.core.grid import TileGrid
+from omicslens.core.region_stats import (
+    benjamini_hochberg,
+    compare,
+    rest_of_tissue,
+    summarise,
+    tiles_in_region,
+    top_outputs,
+)
+from omicslens.core.regions import Region, RegionFileError, read_regions, write_regions
+from omicslens.core.store import PredictionStore
+
+GRID = TileGrid(width=2000, height=2000, mpp_x=0.5, mpp_y=0.5, patch_px=100, spacing_um=1.0)
+NAMES = ["ERBB2", "CD74", "MKI67"]
+
+
+def test_geojson_round_trip_is_exact(tmp_path: Path) -> None:
+    regions = [
+        Region(
+            "tumour",
+            np.array([[10.5, 20.25], [400.0, 20.0], [380.0, 300.0]]),
+            classification="Tumor",
+        ),
+        Region(
+            "stroma box",
+            np.array([[0, 0], [50, 0], [50, 60], [0, 60]], float),
+            shape_type="rectangle",
+        ),
+    ]
+    for name in ("r.geojson", "r.geojson.gz"):
+        path = write_regions(regions, tmp_path / name)
+        back = read_regions(path)
+        assert [r.name for r in back] == ["tumour", "stroma box"]
+        assert [r.id for r in back] == [r.id for r in regions]
+        assert back[0].classification == "Tumor" and back[1].shape_type == "rectangle"
+        for a, b in zip(regions, back, strict=True):
+            np.testing.assert_array_equal(a.vertices, b.vertices)
+    data = json.loads((tmp_path / "r.geojson").read_text())
+    assert data["features"][0]["properties"]["objectType"] == "annotation"
+    with pytest.raises(FileExistsError):
+        write_regions(regions, tmp_path / "r.geojson")
+
+
+def test_qupath_export_with_detections_and_multipolygons(tmp_path: Path) -> None:
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [10, 0], [10, 10], [0, 0]]]},
+            "properties": {"objectType": "detection"},
+        },
+        {
+            "type": "Feature",
+            "id": "x",
+            "geometry": {
+                "type": "MultiPolygon",
+                "coordinates": [
+                    [[[0, 0], [10, 0], [10, 10], [0, 0]]],
+                    [[[20, 20], [30, 20], [30, 30], [20, 20]]],
+                ],
+            },
+            "properties": {"objectType": "annotation", "name": "islands"},
+        },
+    ]
+    (tmp_path / "q.geojson").write_text(json.dumps(features))
+    regions = read_regions(tmp_path / "q.geojson")
+    assert [r.name for r in regions] == ["islands (1)", "islands (2)"]
+    (tmp_path / "bad.geojson").write_text("{not json")
+    with pytest.raises(RegionFileError, match=r"bad\.geojson"):
+        read_regions(tmp_path / "bad.geojson")
+
+
+def test_point_in_polygon_and_area() -> None:
+    square = Region("s", np.array([[0, 0], [10, 0], [10, 10], [0, 10]], float))
+    assert square.contains(np.array([5, 15, -1]), np.array([5, 5, 5])).tolist() == [
+        True,
+        False,
+        False,
+    ]
+    assert square.area_px() == pytest.approx(100.0)
+    triangle = Region("t", np.array([[0, 0], [10, 0], [0, 10]], float))
+    assert triangle.contains(np.array([2, 8]), np.array([2, 8])).tolist() == [True, False]
+
+
+def _store() -> tuple[PredictionStore, np.ndarray]:
+    rng = np.random.default_rng(0)
+    store = PredictionStore(GRID, NAMES)
+    tissue = np.ones(GRID.shape, dtype=bool)
+    tissue[:, :2] = False
+    done = np.flatnonzero(tissue.ravel())[::2]  # half the tissue tiles predicted
+    values = rng.normal(size=(len(done), 3)).astype(np.float32)
+    rows, _ = GRID.row_col(done)
+    values[:, 0] += (rows < 5) * 2.0  # ERBB2 high in the top rows
+    store.put(done, values)
+    return store, tissue
+
+
+def test_summary_matches_a_direct_computation() -> None:
+    store, tissue = _store()
+    region = Region("top", np.array([[0, 0], [2000, 0], [2000, 1000], [0, 1000]], float))
+    summary = summarise(region, store, tissue)
+    centres = GRID.centres(np.arange(GRID.size))
+    inside = np.flatnonzero(centres[:, 1] < 1000)
+    on_tissue = inside[tissue.ravel()[inside]]
+    done = on_tissue[store.is_done(on_tissue)]
+    assert summary.tiles == len(inside) == 50  # rows 0-4 of the 10 x 10 grid
+    assert summary.tissue_tiles == len(on_tissue) and summary.predicted == len(done)
+    assert summary.unpredicted == len(on_tissue) - len(done) > 0
+    np.testing.assert_allclose(summary.mean, store.get(done).mean(0), rtol=1e-5)
+    np.testing.assert_allclose(summary.sd, store.get(done).std(0, ddof=1), rtol=1e-4)
+    assert summary.area_mm2 == pytest.approx(2000 * 1000 * 0.25 / 1e6)
+    assert top_outputs(summary, NAMES, 1)[0][0] == "ERBB2"
+
+
+def test_region_vs_rest_matches_scipy_and_bh() -> None:
+    store, tissue = _store()
+    region = Region("top", np.array([[0, 0], [2000, 0], [2000, 1000], [0, 1000]], float))
+    inside = tiles_in_region(GRID, region)
+    inside = inside[tissue.ravel()[inside]]
+    rest = rest_of_tissue(GRID, tissue, inside)
+    result = compare(store, inside, rest)
+    a = store.get(inside[store.is_done(inside)])
+    b = store.get(rest[store.is_done(rest)])
+    expected = stats.mannwhitneyu(a, b, alternative="two-sided", axis=0)
+    np.testing.assert_allclose(result.p, expected.pvalue)
+    np.testing.assert_allclose(result.difference, a.mean(0) - b.mean(0), rtol=1e-5)
+    assert result.q[0] < 1e-3 and min(result.q[1:]) > 0.05  # only ERBB2 differs
+    assert result.n_a == len(a) and result.n_b == len(b)
+
+
+def test_benjamini_hochberg() -> None:
+    q = benjamini_hochberg(np.array([0.01, 0.04, 0.03, np.nan]))
+    np.testing.assert_allclose(q[:3], [0.03, 0.04, 0.04])
+    assert np.isnan(q[3])
