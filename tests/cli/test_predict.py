@@ -53,3 +53,31 @@ def test_predict_refuses_to_overwrite_without_force(tmp_path: Path, capsys) -> N
     assert code == 1
     assert "exists" in capsys.readouterr().err
     assert (out / CMU1.name / "tiles.csv").read_text() == "my own analysis\n"
+
+
+def test_predict_with_regions_adds_region_statistics(tmp_path: Path) -> None:
+    import anndata
+
+    from omicslens.core.regions import Region, read_regions, write_regions
+
+    bundle = make_bundle(tmp_path / "bundle", patch_size=32, spacing=4.0)  # 128 um tiles
+    regions = write_regions(
+        [Region("upper", np.array([[0, 0], [2220, 0], [2220, 1400], [0, 1400]], float))],
+        tmp_path / "regions.geojson",
+    )
+    out = tmp_path / "out"
+    code = main(
+        ["predict", str(CMU1), "--model", str(bundle), "--out", str(out), "--regions", str(regions)]
+    )
+    assert code == 0
+    folder = out / CMU1.name
+    summary = pd.read_csv(folder / "regions.csv")
+    tiles = pd.read_csv(folder / "tiles.csv")
+    adata = anndata.read_h5ad(folder / "tiles.h5ad")
+    upper = adata.obs["region"] == "upper"
+    assert summary.loc[0, "predicted"] == upper.sum() > 0
+    np.testing.assert_allclose(
+        summary.loc[0, "mean_ERBB2"], tiles.loc[upper.to_numpy(), "pred_ERBB2"].mean(), rtol=1e-4
+    )
+    back = read_regions(folder / "regions.geojson")
+    assert back[0].measurements["Predicted tiles"] == upper.sum()

@@ -36,6 +36,12 @@ def add_predict_command(subparsers: Any) -> None:
     predict.add_argument("--device", help="auto (default), cpu, cuda, mps")
     predict.add_argument("--batch-size", type=int)
     predict.add_argument("--all-tiles", action="store_true", help="also predict glass tiles")
+    predict.add_argument(
+        "--regions",
+        type=Path,
+        help="QuPath GeoJSON annotations: adds regions.csv, regions.geojson (annotations with "
+        "summary measurements) and region membership in tiles.h5ad",
+    )
     predict.add_argument("--force", action="store_true", help="replace existing outputs")
     predict.set_defaults(handler=cmd_predict)
 
@@ -124,6 +130,8 @@ def _predict_one(
             slide_id=slide_fingerprint(slide_path),
             uns={"model": bundle.name, "bundle_hash": bundle.bundle_hash, "slide": str(slide_path)},
         )
+        if args.regions:
+            _region_outputs(args, session, table, folder)
         writers = {
             "csv": lambda: write_csv(table, folder / "tiles.csv", args.force),
             "geojson": lambda: write_geojson(table, folder / "tiles.geojson.gz", args.force),
@@ -147,3 +155,46 @@ def _predict_one(
             indent=2,
         ),
     )
+
+
+def _region_outputs(args: argparse.Namespace, session: Any, table: Any, folder: Path) -> None:
+    """Per-region summaries (CSV and QuPath annotations) and membership per tile."""
+    from omicslens.core.atomic import write_text_atomic
+    from omicslens.core.region_stats import summarise, tiles_in_region
+    from omicslens.core.regions import read_regions, write_regions
+
+    regions = read_regions(args.regions)
+    names = list(session.bundle.output_names)
+    membership = np.full(len(table.indices), "", dtype=object)
+    lines = [
+        "region,area_mm2,tiles,tissue_tiles,predicted,unpredicted,tissue_fraction,"
+        + ",".join(f"mean_{n},median_{n},sd_{n}" for n in names)
+    ]
+    for region in regions:
+        summary = summarise(region, session.store, session.tissue_tiles)
+        inside = np.isin(table.indices, tiles_in_region(session.grid, region))
+        membership[inside] = np.where(
+            membership[inside] == "", region.name, membership[inside] + ";" + region.name
+        )
+        stats = ",".join(
+            f"{a:.6g},{b:.6g},{c:.6g}"
+            for a, b, c in zip(summary.mean, summary.median, summary.sd, strict=True)
+        )
+        lines.append(
+            f'"{region.name}",{summary.area_mm2:.6g},{summary.tiles},'
+            f"{summary.tissue_tiles},{summary.predicted},{summary.unpredicted},"
+            f"{summary.tissue_fraction:.4f},{stats}"
+        )
+        region.measurements = {
+            "Area mm^2": summary.area_mm2,
+            "Tiles": summary.tiles,
+            "Predicted tiles": summary.predicted,
+            **{f"Mean {n}": float(v) for n, v in zip(names, summary.mean, strict=True)},
+        }
+    table.obs["region"] = membership.astype(str)
+    target = folder / "regions.csv"
+    if target.exists() and not args.force:
+        raise FileExistsError(f"{target} exists; pass --force to replace it")
+    write_text_atomic(target, "\n".join(lines) + "\n")
+    write_regions(regions, folder / "regions.geojson", overwrite=args.force)
+    print(f"  wrote {target} and {folder / 'regions.geojson'} ({len(regions)} regions)")
