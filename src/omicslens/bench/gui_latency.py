@@ -139,8 +139,8 @@ def _record_updates(live: LiveInference) -> tuple[list[tuple[float, np.ndarray]]
     request_view = live.scheduler.request_view
     on_result = live.scheduler._on_result
 
-    def recording(indices: np.ndarray, values: np.ndarray) -> None:
-        update_tiles(indices, values)
+    def recording(indices: np.ndarray, values: np.ndarray, refresh: bool = True) -> None:
+        update_tiles(indices, values, refresh=refresh)
         records.append((time.perf_counter(), np.asarray(indices).copy()))
 
     def planned(x0: float, y0: float, x1: float, y1: float) -> int:
