@@ -1,0 +1,307 @@
+"""Dock widget: ask questions of drawn regions, on the full-resolution tile grid.
+
+Regions are drawn in a napari Shapes layer whose data coordinates are the slide's level-0
+pixels (the widget creates it with the slide's scale), or imported from QuPath GeoJSON.
+For each region the table gives area, tiles, tissue fraction, predicted and unpredicted
+tiles, the mean of the shown output and the top outputs; a comparison of two regions
+(or a region against the rest of the tissue) ranks outputs by Benjamini-Hochberg
+q-value of a Mann-Whitney U test over tiles. Statistics come from the prediction store
+(``core.region_stats``), never from screen pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qtpy.QtCore import QTimer
+from qtpy.QtGui import QKeySequence
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QShortcut,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from omicslens.core.region_stats import (
+    Comparison,
+    RegionSummary,
+    compare,
+    rest_of_tissue,
+    summarise,
+    tiles_in_region,
+    top_outputs,
+)
+from omicslens.core.regions import Region, read_regions, write_regions
+
+if TYPE_CHECKING:
+    import napari
+
+REST = "rest of the tissue"
+COLUMNS = ["region", "area mm²", "tiles", "tissue", "predicted", "unpredicted", "mean", "top"]
+
+
+def _live(viewer: Any) -> Any:
+    """The running prediction of the Predict dock, if any (None once the window is gone)."""
+    try:
+        docks = list(viewer.window.dock_widgets.values())
+    except (RuntimeError, AttributeError):  # the Qt window was closed
+        return None
+    for widget in docks:
+        live = getattr(widget, "live", None)
+        if live is not None:
+            return live
+    return None
+
+
+def _number_item(value: float, text: str | None = None) -> QTableWidgetItem:
+    item = QTableWidgetItem()
+    item.setData(0, float(value) if np.isfinite(value) else float("nan"))
+    if text is not None:
+        item.setText(text)
+    return item
+
+
+class RegionsWidget(QWidget):
+    """Region statistics and comparisons for the model shown in the Predict dock."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.shapes: Any = None
+        self.summaries: list[RegionSummary] = []
+        self.comparison: Comparison | None = None
+        self.new_button = QPushButton("New regions layer")
+        self.import_button = QPushButton("Import GeoJSON…")
+        self.export_button = QPushButton("Export GeoJSON…")
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.predict_button = QPushButton("Predict the unpredicted tiles in the regions")
+        self.a_combo = QComboBox()
+        self.b_combo = QComboBox()
+        self.compare_button = QPushButton("Compare")
+        self.compare_table = QTableWidget(0, 4)
+        self.compare_table.setHorizontalHeaderLabels(["output", "difference", "p", "q (BH)"])
+        self.compare_table.setSortingEnabled(True)
+        self.status = QLabel("Load a model in the Predict dock, then draw regions.")
+        self.status.setWordWrap(True)
+        for table in (self.table, self.compare_table):
+            QShortcut(QKeySequence.Copy, table, activated=lambda t=table: self.copy(t))
+        row = QHBoxLayout()
+        for button in (self.new_button, self.import_button, self.export_button):
+            row.addWidget(button)
+        compare_row = QHBoxLayout()
+        compare_row.addWidget(self.a_combo, 1)
+        compare_row.addWidget(QLabel("vs"))
+        compare_row.addWidget(self.b_combo, 1)
+        compare_row.addWidget(self.compare_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(row)
+        layout.addWidget(self.table, 2)
+        layout.addWidget(self.predict_button)
+        layout.addLayout(compare_row)
+        layout.addWidget(self.compare_table, 2)
+        layout.addWidget(self.status)
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(300)
+        self._debounce.timeout.connect(self.refresh)
+        self.new_button.clicked.connect(self.new_layer)
+        self.import_button.clicked.connect(self._import_dialog)
+        self.export_button.clicked.connect(self._export_dialog)
+        self.predict_button.clicked.connect(self.predict_missing)
+        self.compare_button.clicked.connect(self.run_comparison)
+
+    # -- regions <-> shapes -----------------------------------------------------------------
+    def new_layer(self) -> Any:
+        live = _live(self.viewer)
+        if live is None:
+            self.status.setText("Load a model in the Predict dock first.")
+            return None
+        self.shapes = self.viewer.add_shapes(
+            name="regions",
+            scale=tuple(live.slide_layer.scale[-2:]),
+            units=("um", "um"),
+            edge_color="cyan",
+            face_color=[0, 1, 1, 0.1],
+            edge_width=2,
+        )
+        self.shapes.events.data.connect(lambda event=None: self._debounce.start())
+        return self.shapes
+
+    def regions(self) -> list[Region]:
+        """Regions in level-0 pixels from the shapes layer (data coordinates are pixels)."""
+        if self.shapes is None:
+            return []
+        names = list(self.shapes.features["name"]) if "name" in self.shapes.features else []
+        out = []
+        for i, (data, kind) in enumerate(
+            zip(self.shapes.data, self.shapes.shape_type, strict=True)
+        ):
+            vertices = np.asarray(data)[:, ::-1]  # (y, x) -> (x, y)
+            name = names[i] if i < len(names) and names[i] else f"region {i + 1}"
+            out.append(Region(str(name), vertices, shape_type=kind))
+        return out
+
+    def import_regions(self, path: str | Path) -> int:
+        regions = read_regions(path)
+        layer = self.shapes or self.new_layer()
+        if layer is None:
+            return 0
+        for region in regions:
+            kind = (
+                region.shape_type
+                if region.shape_type in ("polygon", "rectangle", "ellipse")
+                else "polygon"
+            )
+            layer.add(np.asarray(region.vertices)[:, ::-1], shape_type=kind)
+        names = [r.name for r in self.regions()[: len(layer.data) - len(regions)]]
+        layer.features = {"name": [*names, *[r.name for r in regions]]}
+        self.refresh()
+        return len(regions)
+
+    def export_regions(self, path: str | Path, overwrite: bool = False) -> Path:
+        regions = self.regions()
+        for region, summary in zip(regions, self.summaries, strict=False):
+            region.measurements = {
+                "Area mm^2": summary.area_mm2,
+                "Predicted tiles": summary.predicted,
+            }
+        return write_regions(regions, path, overwrite=overwrite)
+
+    def _import_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "QuPath GeoJSON", "", "GeoJSON (*.geojson *.json *.geojson.gz)"
+        )
+        if path:
+            self.import_regions(path)
+
+    def _export_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export regions", "regions.geojson", "GeoJSON (*.geojson)"
+        )
+        if path:
+            try:
+                self.export_regions(path, overwrite=True)  # the dialog asked already
+            except OSError as error:
+                self.status.setText(f"Not exported: {error}")
+
+    # -- statistics -------------------------------------------------------------------------
+    def refresh(self) -> None:
+        live = _live(self.viewer)
+        regions = self.regions()
+        if live is None or not regions:
+            return
+        session = live.session
+        self.summaries = [summarise(r, session.store, session.tissue_tiles) for r in regions]
+        names = list(session.bundle.output_names)
+        shown = live.output
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(regions))
+        for row, s in enumerate(self.summaries):
+            mean = float(shown.apply(s.mean[None])[0]) if s.predicted else float("nan")
+            top = ", ".join(f"{n} {v:.2f}" for n, v in top_outputs(s, names, 5))
+            cells = [
+                QTableWidgetItem(s.name),
+                _number_item(s.area_mm2, f"{s.area_mm2:.3f}"),
+                _number_item(s.tiles),
+                _number_item(s.tissue_tiles),
+                _number_item(s.predicted),
+                _number_item(s.unpredicted),
+                _number_item(mean, f"{mean:.3f}"),
+                QTableWidgetItem(top),
+            ]
+            for column, item in enumerate(cells):
+                self.table.setItem(row, column, item)
+        self.table.setSortingEnabled(True)
+        choices = [s.name for s in self.summaries]
+        for combo, extra in ((self.a_combo, []), (self.b_combo, [REST])):
+            current = combo.currentText()
+            combo.clear()
+            combo.addItems([*choices, *extra])
+            if current:
+                combo.setCurrentText(current)
+        missing = sum(s.unpredicted for s in self.summaries)
+        self.status.setText(
+            f"{len(regions)} regions; {missing} tissue tiles in them not predicted yet"
+            + (" (press Predict to fill them)." if missing else ".")
+            + f" Mean column: {shown.label}."
+        )
+
+    def predict_missing(self) -> int:
+        live = _live(self.viewer)
+        if live is None:
+            return 0
+        tiles = [tiles_in_region(live.session.grid, r) for r in self.regions()]
+        wanted = np.unique(np.concatenate(tiles)) if tiles else np.empty(0, np.int64)
+        live.scheduler.request_tiles(wanted)
+        return len(live.scheduler.wanted(wanted))
+
+    def run_comparison(self) -> Comparison | None:
+        live = _live(self.viewer)
+        regions = {r.name: r for r in self.regions()}
+        a_name, b_name = self.a_combo.currentText(), self.b_combo.currentText()
+        if live is None or a_name not in regions:
+            return None
+        session = live.session
+        tissue = session.tissue_tiles.ravel()
+
+        def on_tissue(region: Region) -> np.ndarray:
+            inside = tiles_in_region(session.grid, region)
+            return inside[tissue[inside]]
+
+        a = on_tissue(regions[a_name])
+        b = (
+            rest_of_tissue(session.grid, session.tissue_tiles, a)
+            if b_name == REST
+            else on_tissue(regions[b_name])
+        )
+        result = compare(session.store, a, b)
+        self.comparison = result
+        self.compare_table.setSortingEnabled(False)
+        self.compare_table.setRowCount(len(result.outputs))
+        for row, name in enumerate(result.outputs):
+            values = (result.difference[row], result.p[row], result.q[row])
+            self.compare_table.setItem(row, 0, QTableWidgetItem(name))
+            for column, value in enumerate(values, start=1):
+                self.compare_table.setItem(row, column, _number_item(value, f"{value:.3g}"))
+        self.compare_table.setSortingEnabled(True)
+        self.compare_table.sortItems(3)
+        self.status.setText(
+            f"{a_name} ({result.n_a} predicted tiles) vs {b_name} "
+            f"({result.n_b}); tiles are spatially correlated, so read p and q "
+            "as a ranking."
+        )
+        return result
+
+    def closeEvent(self, event: Any) -> None:
+        self._debounce.stop()
+        super().closeEvent(event)
+
+    @staticmethod
+    def copy(table: QTableWidget) -> str:
+        """Selected rows (or all) as tab-separated text, also put on the clipboard."""
+        rows = sorted({i.row() for i in table.selectedIndexes()}) or range(table.rowCount())
+        header = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+        lines = ["\t".join(header)]
+        for r in rows:
+            lines.append(
+                "\t".join(
+                    table.item(r, c).text() if table.item(r, c) else ""
+                    for c in range(table.columnCount())
+                )
+            )
+        text = "\n".join(lines)
+        QApplication.clipboard().setText(text)
+        return text
