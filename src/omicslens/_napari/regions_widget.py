@@ -135,8 +135,10 @@ class RegionsWidget(QWidget):
             units=("um", "um"),
             edge_color="cyan",
             face_color=[0, 1, 1, 0.1],
-            edge_width=2,
         )
+        # napari draws shape edges in data units (level-0 pixels); ~0.7 % of the slide
+        # width keeps them visible when the whole slide is on screen
+        self.shapes.current_edge_width = max(2.0, live.session.grid.width / 150)
         self.shapes.events.data.connect(lambda event=None: self._debounce.start())
         return self.shapes
 
