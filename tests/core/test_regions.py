@@ -143,3 +143,15 @@ def test_benjamini_hochberg() -> None:
     q = benjamini_hochberg(np.array([0.01, 0.04, 0.03, np.nan]))
     np.testing.assert_allclose(q[:3], [0.03, 0.04, 0.04])
     assert np.isnan(q[3])
+
+
+def test_autosave_beside_the_slide_or_in_the_data_folder(tmp_path: Path, monkeypatch) -> None:
+    from omicslens.core import regions as regions_module
+    from omicslens.core.regions import autosave_path
+
+    slide = tmp_path / "s.svs"
+    slide.write_bytes(b"slide bytes")
+    assert autosave_path(slide, tmp_path / "data") == tmp_path / "s.svs.omicslens-regions.geojson"
+    monkeypatch.setattr(regions_module.os, "access", lambda *args: False)  # read-only folder
+    fallback = autosave_path(slide, tmp_path / "data")
+    assert fallback.parent == tmp_path / "data" / "regions" and fallback.suffix == ".geojson"

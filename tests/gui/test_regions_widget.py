@@ -3,6 +3,7 @@ computation on the tile grid; comparison, predict-the-missing, and a GeoJSON rou
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,11 @@ def test_region_table_compare_and_round_trip(
     make_napari_viewer, qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OMICSLENS_CACHE_DIR", str(tmp_path / "cache"))
+    slide = tmp_path / "slides" / CMU1.name  # a writable folder: regions autosave beside it
+    slide.parent.mkdir()
+    shutil.copy(CMU1, slide)
     viewer = make_napari_viewer(show=True)
-    viewer.open(str(CMU1), plugin="omicslens")
+    viewer.open(str(slide), plugin="omicslens")
     predict = InferenceWidget(viewer)
     viewer.window.add_dock_widget(predict)
     predict.add_model_folder(make_bundle(tmp_path / "b", patch_size=32, spacing=4.0))
@@ -65,13 +69,20 @@ def test_region_table_compare_and_round_trip(
     assert result is not None and result.n_a == len(tissue)
     assert widget.compare_table.rowCount() == 3
 
+    # autosaved beside the slide, and restored by a new regions layer
+    saved = slide.with_name(slide.name + ".omicslens-regions.geojson")
+    assert len(read_regions(saved)) == 2
+    restored = RegionsWidget(viewer)
+    restored.new_layer()
+    assert [r.name for r in restored.regions()] == ["region 1", "region 2"]
+
     path = widget.export_regions(tmp_path / "regions.geojson")
     back = read_regions(path)
     assert [r.shape_type for r in back] == ["rectangle", "polygon"]
     np.testing.assert_allclose(back[1].vertices, [[500, 1800], [500, 2900], [1700, 2900]])
     other = RegionsWidget(viewer)
-    assert other.import_regions(path) == 2
-    np.testing.assert_allclose(other.regions()[1].vertices, back[1].vertices)
-    for regions_widget in (widget, other):
+    assert other.import_regions(path) == 2  # after the 2 restored from the autosave
+    np.testing.assert_allclose(other.regions()[-1].vertices, back[1].vertices)
+    for regions_widget in (widget, other, restored):
         regions_widget._debounce.stop()
     predict.close_live()

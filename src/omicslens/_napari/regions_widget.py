@@ -78,6 +78,7 @@ class RegionsWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.shapes: Any = None
+        self._autosave: Path | None = None
         self.summaries: list[RegionSummary] = []
         self.comparison: Comparison | None = None
         self.new_button = QPushButton("New regions layer")
@@ -140,7 +141,28 @@ class RegionsWidget(QWidget):
         # width keeps them visible when the whole slide is on screen
         self.shapes.current_edge_width = max(2.0, live.session.grid.width / 150)
         self.shapes.events.data.connect(lambda event=None: self._debounce.start())
+        self._autosave = self._autosave_path(live)
+        if self._autosave is not None and self._autosave.exists():
+            restored = read_regions(self._autosave)
+            self._add_regions(restored)
+            self.status.setText(f"Restored {len(restored)} regions from {self._autosave}.")
         return self.shapes
+
+    @staticmethod
+    def _autosave_path(live: Any) -> Path | None:
+        from omicslens.core.regions import autosave_path
+        from omicslens.core.settings import config_dir
+
+        slide_path = getattr(live.session.slide, "path", None)
+        return autosave_path(slide_path, config_dir()) if slide_path else None
+
+    def _save(self) -> None:
+        """Autosave (atomic) whenever regions change; never lose a user's annotations."""
+        if self._autosave is None or self.shapes is None:
+            return
+        regions = self.regions()
+        if regions or self._autosave.exists():  # an empty layer never creates a file
+            write_regions(regions, self._autosave, overwrite=True)
 
     def regions(self) -> list[Region]:
         """Regions in level-0 pixels from the shapes layer (data coordinates are pixels)."""
@@ -161,6 +183,12 @@ class RegionsWidget(QWidget):
         layer = self.shapes or self.new_layer()
         if layer is None:
             return 0
+        self._add_regions(regions)
+        self.refresh()
+        return len(regions)
+
+    def _add_regions(self, regions: list[Region]) -> None:
+        layer = self.shapes
         for region in regions:
             kind = (
                 region.shape_type
@@ -170,8 +198,6 @@ class RegionsWidget(QWidget):
             layer.add(np.asarray(region.vertices)[:, ::-1], shape_type=kind)
         names = [r.name for r in self.regions()[: len(layer.data) - len(regions)]]
         layer.features = {"name": [*names, *[r.name for r in regions]]}
-        self.refresh()
-        return len(regions)
 
     def export_regions(self, path: str | Path, overwrite: bool = False) -> Path:
         regions = self.regions()
@@ -203,6 +229,7 @@ class RegionsWidget(QWidget):
     def refresh(self) -> None:
         live = _live(self.viewer)
         regions = self.regions()
+        self._save()
         if live is None or not regions:
             return
         session = live.session

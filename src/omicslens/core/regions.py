@@ -154,3 +154,15 @@ def read_regions(path: str | os.PathLike[str]) -> list[Region]:
                 )
             )
     return regions
+
+
+def autosave_path(slide_path: str | os.PathLike[str], data_dir: Path) -> Path:
+    """Where a slide's regions are autosaved: beside the slide, or in ``data_dir`` (keyed by
+    the slide's content fingerprint) when the slide's folder is not writable."""
+    slide = Path(slide_path)
+    beside = slide.with_name(slide.name + ".omicslens-regions.geojson")
+    if os.access(slide.parent, os.W_OK):
+        return beside
+    from omicslens.core.fingerprint import slide_fingerprint
+
+    return data_dir / "regions" / f"{slide_fingerprint(slide)}.geojson"
