@@ -86,3 +86,19 @@ def test_region_table_compare_and_round_trip(
     for regions_widget in (widget, other, restored):
         regions_widget._debounce.stop()
     predict.close_live()
+
+
+def test_shapes_writer_saves_qupath_geojson(make_napari_viewer, tmp_path: Path) -> None:
+    viewer = make_napari_viewer(show=False)
+    layer = viewer.add_shapes(
+        [
+            np.array([[10.0, 20.0], [10.0, 80.0], [60.0, 80.0], [60.0, 20.0]]),
+            np.array([[100.0, 100.0], [150.0, 130.0], [120.0, 180.0]]),
+        ],
+        shape_type=["rectangle", "polygon"],
+        features={"name": ["box", "tri"]},
+    )
+    written = layer.save(str(tmp_path / "regions.geojson"), plugin="omicslens")
+    back = read_regions(written[0])
+    assert [(r.name, r.shape_type) for r in back] == [("box", "rectangle"), ("tri", "polygon")]
+    np.testing.assert_allclose(back[1].vertices, [[100, 100], [130, 150], [180, 120]])
