@@ -79,3 +79,32 @@ def test_ome_zarr_validates_and_reopens(table: TileTable, tmp_path: Path) -> Non
     _data, kwargs, kind = layers[0]
     assert kind == "image" and kwargs["scale"] == pytest.approx((100.0, 100.0))
     assert kwargs["name"][0].startswith("ERBB2")
+
+
+def test_region_crop_as_ome_tiff(tmp_path: Path) -> None:
+    import tifffile
+
+    from omicslens.core import open_slide
+    from omicslens.core.exports.crop import write_region_ome_tiff
+    from omicslens.core.regions import Region
+    from omicslens.core.store import PredictionStore
+    from tests.conftest import CMU1
+
+    with open_slide(CMU1) as slide:
+        grid = TileGrid.for_slide(slide, patch_px=100, spacing_um=1.0)  # 200 px tiles
+        store = PredictionStore(grid, NAMES)
+        tiles = grid.tiles_in_rect(0, 0, 2220, 2967)
+        store.put(tiles, np.stack([tiles * 1.0, -tiles * 1.0], 1))
+        region = Region("r", np.array([[250, 450], [850, 450], [850, 1050], [250, 1050]], float))
+        path = write_region_ome_tiff(slide, region, store, [0, 1], tmp_path / "r.ome.tif")
+        expected_rgb = slide.read_region(250, 450, 600, 600)
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_ome and len(tif.series) == 2
+        rgb, overlay = tif.series[0].asarray(), tif.series[1].asarray()
+        assert 'PhysicalSizeX="0.499"' in tif.ome_metadata
+    np.testing.assert_array_equal(rgb, expected_rgb)
+    assert overlay.shape == (2, 600, 600)
+    # pixel (0, 0) is level-0 (250, 450): tile col 250 // 200.4 = 1, row 450 // 200.4 = 2
+    assert overlay[0, 0, 0] == grid.index(2, 1)
+    with pytest.raises(FileExistsError):
+        write_region_ome_tiff(slide, region, store, [0], path)

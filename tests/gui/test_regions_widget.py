@@ -83,6 +83,21 @@ def test_region_table_compare_and_round_trip(
     other = RegionsWidget(viewer)
     assert other.import_regions(path) == 2  # after the 2 restored from the autosave
     np.testing.assert_allclose(other.regions()[-1].vertices, back[1].vertices)
+    # the region as OME-TIFF (H&E + overlays) and a PNG snapshot with the colour bar
+    import tifffile
+
+    worker = widget.export_crop("region 1", tmp_path / "crop.ome.tif")
+    qtbot.waitUntil(lambda: (tmp_path / "crop.ome.tif").exists(), timeout=30000)
+    qtbot.waitUntil(lambda: worker.is_running is False, timeout=30000)
+    with tifffile.TiffFile(tmp_path / "crop.ome.tif") as tif:
+        assert len(tif.series) == 2 and tif.series[1].shape[0] == 3
+    shot = predict.snapshot(tmp_path / "snap.png")
+    assert predict.live.overlay.layer.colorbar.visible
+    from PIL import Image
+
+    assert np.asarray(Image.open(shot)).std() > 5
+    with pytest.raises(FileExistsError):
+        predict.snapshot(shot)
     for regions_widget in (widget, other, restored):
         regions_widget._debounce.stop()
     predict.close_live()

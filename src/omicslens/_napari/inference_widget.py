@@ -123,6 +123,7 @@ class InferenceWidget(QWidget):
             spin.setRange(-1e9, 1e9)
             spin.setDecimals(4)
             spin.setEnabled(False)
+        self.snapshot_button = QPushButton("Snapshot PNG (scale bar, colour bar)…")
         self.status = QLabel("No model loaded")
         self.status.setWordWrap(True)
 
@@ -159,6 +160,7 @@ class InferenceWidget(QWidget):
         display.addRow("Contrast", contrast_row)
         layout.addLayout(display)
         layout.addWidget(self.measured)
+        layout.addWidget(self.snapshot_button)
         layout.addWidget(self.status)
 
         for name, folder in bundled_tile_models().items():
@@ -171,6 +173,7 @@ class InferenceWidget(QWidget):
         self.filter_edit.textChanged.connect(self._filter_outputs)
         self.output_list.currentRowChanged.connect(self._output_chosen)
         self.flag_spin.valueChanged.connect(self._reflag)
+        self.snapshot_button.clicked.connect(self._snapshot_dialog)
         self.colormap_combo.currentTextChanged.connect(self._colormap_changed)
         self.opacity_slider.valueChanged.connect(self._opacity_changed)
         self.auto_contrast.toggled.connect(self._contrast_mode_changed)
@@ -421,6 +424,31 @@ class InferenceWidget(QWidget):
             low, high = self.low_spin.value(), self.high_spin.value()
             if high > low:
                 self.live.overlay.set_fixed_contrast(low, high)
+
+    def snapshot(self, path: str | Path, overwrite: bool = False) -> Path:
+        """The canvas as PNG with the scale bar and the overlay's colour bar (atomic)."""
+        from omicslens.core.atomic import write_bytes_atomic
+
+        target = Path(path)
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target} exists; choose another name")
+        self.viewer.scale_bar.visible = True
+        if self.live is not None:
+            self.live.overlay.layer.colorbar.visible = True
+        pixels = self.viewer.screenshot(canvas_only=True, flash=False)
+        from io import BytesIO
+
+        from PIL import Image
+
+        buffer = BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG")
+        return write_bytes_atomic(target, buffer.getvalue())
+
+    def _snapshot_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Snapshot", "snapshot.png", "PNG (*.png)")
+        if path:
+            self.snapshot(path, overwrite=True)  # the dialog asked before replacing
+            self.status.setText(f"Saved {path}.")
 
     # -- helpers -------------------------------------------------------------------------
     def _slide_layer(self) -> Any:

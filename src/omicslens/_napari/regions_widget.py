@@ -89,6 +89,7 @@ class RegionsWidget(QWidget):
         self.table.setSortingEnabled(True)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.predict_button = QPushButton("Predict the unpredicted tiles in the regions")
+        self.crop_button = QPushButton("Export selected region as OME-TIFF…")
         self.a_combo = QComboBox()
         self.b_combo = QComboBox()
         self.compare_button = QPushButton("Compare")
@@ -111,6 +112,7 @@ class RegionsWidget(QWidget):
         layout.addLayout(row)
         layout.addWidget(self.table, 2)
         layout.addWidget(self.predict_button)
+        layout.addWidget(self.crop_button)
         layout.addLayout(compare_row)
         layout.addWidget(self.compare_table, 2)
         layout.addWidget(self.status)
@@ -122,6 +124,7 @@ class RegionsWidget(QWidget):
         self.import_button.clicked.connect(self._import_dialog)
         self.export_button.clicked.connect(self._export_dialog)
         self.predict_button.clicked.connect(self.predict_missing)
+        self.crop_button.clicked.connect(self._crop_dialog)
         self.compare_button.clicked.connect(self.run_comparison)
 
     # -- regions <-> shapes -----------------------------------------------------------------
@@ -313,6 +316,37 @@ class RegionsWidget(QWidget):
             "as a ranking."
         )
         return result
+
+    def export_crop(self, name: str, path: str | Path) -> Any:
+        """Start writing region ``name`` (H&E + overlays) as OME-TIFF in a worker thread."""
+        from napari.qt.threading import thread_worker
+
+        from omicslens.core.exports.crop import write_region_ome_tiff
+
+        live = _live(self.viewer)
+        region = {r.name: r for r in self.regions()}[name]
+        session = live.session
+        outputs = list(range(len(session.bundle.output_names)))
+        worker = thread_worker(write_region_ome_tiff, start_thread=False)(
+            session.slide, region, session.store, outputs, path
+        )
+        worker.returned.connect(lambda written: self.status.setText(f"Wrote {written}."))
+        worker.errored.connect(lambda error: self.status.setText(f"Not written: {error}"))
+        worker.start()
+        return worker
+
+    def _crop_dialog(self) -> None:
+        rows = sorted({i.row() for i in self.table.selectedIndexes()})
+        if not rows or _live(self.viewer) is None:
+            self.status.setText("Select a region in the table first.")
+            return
+        name = self.table.item(rows[0], 0).text()
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Region as OME-TIFF", f"{name}.ome.tif", "OME-TIFF (*.ome.tif)"
+        )
+        if path:
+            Path(path).unlink(missing_ok=True)  # the dialog asked before replacing
+            self.export_crop(name, path)
 
     def closeEvent(self, event: Any) -> None:
         self._debounce.stop()
