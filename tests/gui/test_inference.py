@@ -173,3 +173,32 @@ def test_superseded_view_is_cancelled_in_the_viewer(
     assert len((first_view - final_view) & tissue) > live.scheduler.read_ahead  # a real test
     widget.close_live()
     live.wait_closed()
+
+
+def test_similarity_search_from_a_tile(
+    make_napari_viewer, qtbot, tmp_path: Path, cache: Path
+) -> None:
+    from omicslens.core.similarity import similarity_to
+
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(CMU1), plugin="omicslens")
+    bundle = make_bundle(tmp_path / "bundle", patch_size=32, spacing=4.0)  # 128 um tiles
+    widget = _start(viewer, qtbot, bundle)
+    widget.predict_whole_slide()
+    live = widget.live
+    qtbot.waitUntil(
+        lambda: live.scheduler.idle and live.session.store.done_count > 20, timeout=60000
+    )
+    tissue = np.flatnonzero(live.session.tissue_tiles.ravel())
+    x, y, w, h = live.session.grid.bounds(int(tissue[len(tissue) // 2]))
+    widget.similarity.search_at(x + w / 2, y + h / 2)
+    qtbot.waitUntil(lambda: widget.similarity.result is not None, timeout=30000)
+    expected = similarity_to(live.session.store, int(tissue[len(tissue) // 2]))
+    np.testing.assert_allclose(widget.similarity.layer.data, expected.raster, equal_nan=True)
+    assert widget.similarity.matches.count() == len(expected.ranked) > 0
+    widget.similarity._go(widget.similarity.matches.item(0))
+    best = live.session.grid.centres([expected.ranked[0][0]])[0]
+    np.testing.assert_allclose(
+        viewer.camera.center[-2:], (best[1] * 0.499, best[0] * 0.499), rtol=1e-3
+    )
+    widget.close_live()

@@ -33,6 +33,7 @@ from qtpy.QtWidgets import (
 from omicslens._napari.layers import slide_of
 from omicslens._napari.live_inference import LiveInference
 from omicslens._napari.measured_panel import MeasuredPanel
+from omicslens._napari.similarity_panel import SimilarityPanel
 from omicslens.core.genesets import OutputCombination, available_gene_sets, single_output
 from omicslens.core.samples import bundled_tile_models
 
@@ -110,6 +111,7 @@ class InferenceWidget(QWidget):
         self.flag_spin.setToolTip("Genes whose validation Pearson r is below this are flagged")
         self._choices: list[OutputCombination] = []
         self.measured = MeasuredPanel(self)
+        self.similarity = SimilarityPanel(self)
         self.colormap_combo = QComboBox()
         self.colormap_combo.addItems(COLORMAPS)
         self.opacity_slider = QSlider(Qt.Horizontal)
@@ -160,6 +162,7 @@ class InferenceWidget(QWidget):
         display.addRow("Contrast", contrast_row)
         layout.addLayout(display)
         layout.addWidget(self.measured)
+        layout.addWidget(self.similarity)
         layout.addWidget(self.snapshot_button)
         layout.addWidget(self.status)
 
