@@ -81,3 +81,24 @@ def test_predict_with_regions_adds_region_statistics(tmp_path: Path) -> None:
     )
     back = read_regions(folder / "regions.geojson")
     assert back[0].measurements["Predicted tiles"] == upper.sum()
+
+
+def test_h5ad_export_works_in_scanpy(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import scanpy as sc
+
+    bundle = make_bundle(tmp_path / "bundle", patch_size=32, spacing=4.0)
+    out = tmp_path / "out"
+    assert (
+        main(["predict", str(CMU1), "--model", str(bundle), "--out", str(out), "--format", "h5ad"])
+        == 0
+    )
+    adata = sc.read_h5ad(out / CMU1.name / "tiles.h5ad")
+    sc.pp.pca(adata, n_comps=2)
+    assert adata.obsm["X_pca"].shape == (adata.n_obs, 2)
+    figure = sc.pl.spatial(
+        adata, color="ERBB2", spot_size=256, img_key=None, show=False, return_fig=True
+    )
+    assert figure is not None

@@ -60,6 +60,13 @@ def test_region_table_compare_and_round_trip(
     assert first.tiles == len(inside) and first.unpredicted == 0
     np.testing.assert_allclose(first.mean, store.get(tissue).mean(0), rtol=1e-5)
     assert first.area_mm2 == pytest.approx(1200 * 1200 * 0.499**2 / 1e6, rel=1e-6)
+    # the plot shows the same tiles: one box per region, bar heights = region means
+    values = widget.plot_values()
+    np.testing.assert_allclose(values["region 1"], store.get(tissue)[:, 0], rtol=1e-5)
+    assert len(widget.figure.axes[0].lines) > 0  # box plot drawn
+    widget.plot_combo.setCurrentText("bar (mean ± SD)")
+    heights = [bar.get_height() for bar in widget.figure.axes[0].patches]
+    assert heights[0] == pytest.approx(float(store.get(tissue)[:, 0].mean()), rel=1e-5)
     text = RegionsWidget.copy(widget.table)
     assert text.splitlines()[0].startswith("region\tarea mm²")
 
@@ -117,3 +124,19 @@ def test_shapes_writer_saves_qupath_geojson(make_napari_viewer, tmp_path: Path) 
     back = read_regions(written[0])
     assert [(r.name, r.shape_type) for r in back] == [("box", "rectangle"), ("tri", "polygon")]
     np.testing.assert_allclose(back[1].vertices, [[100, 100], [130, 150], [180, 120]])
+
+
+def test_cell_counts_per_region_follow_corrections() -> None:
+    from types import SimpleNamespace
+
+    from omicslens._napari.regions_widget import cell_counts
+    from omicslens.core.regions import Region
+
+    cells = [SimpleNamespace(centre_x=x, centre_y=y) for x, y in [(5, 5), (6, 6), (50, 50)]]
+    labels = ["Neutrophil", "Lymphocyte", "Neutrophil"]
+    analysis = SimpleNamespace(cells=cells, labels=lambda: labels)
+    square = Region("s", np.array([[0, 0], [10, 0], [10, 10], [0, 10]], float))
+    assert cell_counts(analysis, square) == {"Neutrophil": 1, "Lymphocyte": 1}
+    labels[1] = "Monocyte"  # a reviewer's correction
+    assert cell_counts(analysis, square) == {"Neutrophil": 1, "Monocyte": 1}
+    assert cell_counts(None, square) == {}

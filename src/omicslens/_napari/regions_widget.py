@@ -47,7 +47,18 @@ if TYPE_CHECKING:
     import napari
 
 REST = "rest of the tissue"
-COLUMNS = ["region", "area mm²", "tiles", "tissue", "predicted", "unpredicted", "mean", "top"]
+COLUMNS = [
+    "region",
+    "area mm²",
+    "tiles",
+    "tissue",
+    "predicted",
+    "unpredicted",
+    "mean",
+    "top",
+    "gene sets",
+    "cells",
+]
 
 
 def _live(viewer: Any) -> Any:
@@ -61,6 +72,33 @@ def _live(viewer: Any) -> Any:
         if live is not None:
             return live
     return None
+
+
+def _smear(viewer: Any) -> Any:
+    """The Blood smear dock's analysis, if any (for cell counts per region)."""
+    try:
+        docks = list(viewer.window.dock_widgets.values())
+    except (RuntimeError, AttributeError):
+        return None
+    for widget in docks:
+        analysis = getattr(widget, "analysis", None)
+        if analysis is not None and hasattr(analysis, "cells"):
+            return analysis
+    return None
+
+
+def cell_counts(analysis: Any, region: Region) -> dict[str, int]:
+    """Cells per class (reviewer corrections applied) whose centre lies in ``region``."""
+    if analysis is None or not analysis.cells:
+        return {}
+    x = np.array([c.centre_x for c in analysis.cells])
+    y = np.array([c.centre_y for c in analysis.cells])
+    inside = region.contains(x, y)
+    labels = analysis.labels()
+    counts: dict[str, int] = {}
+    for index in np.flatnonzero(inside):
+        counts[labels[index]] = counts.get(labels[index], 0) + 1
+    return counts
 
 
 def _number_item(value: float, text: str | None = None) -> QTableWidgetItem:
@@ -96,6 +134,14 @@ class RegionsWidget(QWidget):
         self.compare_table = QTableWidget(0, 4)
         self.compare_table.setHorizontalHeaderLabels(["output", "difference", "p", "q (BH)"])
         self.compare_table.setSortingEnabled(True)
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.plot_combo = QComboBox()
+        self.plot_combo.addItems(["box", "histogram", "bar (mean ± SD)"])
+        self.figure = Figure(figsize=(4, 2.4), tight_layout=True)
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(180)
         self.status = QLabel("Load a model in the Predict dock, then draw regions.")
         self.status.setWordWrap(True)
         for table in (self.table, self.compare_table):
@@ -115,6 +161,11 @@ class RegionsWidget(QWidget):
         layout.addWidget(self.crop_button)
         layout.addLayout(compare_row)
         layout.addWidget(self.compare_table, 2)
+        plot_row = QHBoxLayout()
+        plot_row.addWidget(QLabel("Plot of the shown output"))
+        plot_row.addWidget(self.plot_combo, 1)
+        layout.addLayout(plot_row)
+        layout.addWidget(self.canvas, 2)
         layout.addWidget(self.status)
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -126,6 +177,7 @@ class RegionsWidget(QWidget):
         self.predict_button.clicked.connect(self.predict_missing)
         self.crop_button.clicked.connect(self._crop_dialog)
         self.compare_button.clicked.connect(self.run_comparison)
+        self.plot_combo.currentTextChanged.connect(lambda _text: self.plot())
 
     # -- regions <-> shapes -----------------------------------------------------------------
     def new_layer(self) -> Any:
@@ -239,11 +291,26 @@ class RegionsWidget(QWidget):
         self.summaries = [summarise(r, session.store, session.tissue_tiles) for r in regions]
         names = list(session.bundle.output_names)
         shown = live.output
+        from omicslens.core.genesets import available_gene_sets
+
+        gene_sets = available_gene_sets(names, session.bundle.config.outputs)
+        smear = _smear(self.viewer)
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(regions))
         for row, s in enumerate(self.summaries):
             mean = float(shown.apply(s.mean[None])[0]) if s.predicted else float("nan")
             top = ", ".join(f"{n} {v:.2f}" for n, v in top_outputs(s, names, 5))
+            sets = ""
+            if s.predicted:
+                sets = ", ".join(
+                    f"{g.label.split(' [')[0]} {float(g.apply(s.mean[None])[0]):.2f}"
+                    for g in gene_sets
+                )
+            counts = cell_counts(smear, regions[row])
+            total = sum(counts.values())
+            cell_text = ", ".join(
+                f"{k} {v} ({100 * v / total:.0f}%)" for k, v in sorted(counts.items())
+            )
             cells = [
                 QTableWidgetItem(s.name),
                 _number_item(s.area_mm2, f"{s.area_mm2:.3f}"),
@@ -253,6 +320,8 @@ class RegionsWidget(QWidget):
                 _number_item(s.unpredicted),
                 _number_item(mean, f"{mean:.3f}"),
                 QTableWidgetItem(top),
+                QTableWidgetItem(sets),
+                QTableWidgetItem(cell_text),
             ]
             for column, item in enumerate(cells):
                 self.table.setItem(row, column, item)
@@ -264,12 +333,53 @@ class RegionsWidget(QWidget):
             combo.addItems([*choices, *extra])
             if current:
                 combo.setCurrentText(current)
+        self.plot()
         missing = sum(s.unpredicted for s in self.summaries)
         self.status.setText(
             f"{len(regions)} regions; {missing} tissue tiles in them not predicted yet"
             + (" (press Predict to fill them)." if missing else ".")
             + f" Mean column: {shown.label}."
         )
+
+    def plot_values(self) -> dict[str, np.ndarray]:
+        """Per region, the shown output over its predicted tissue tiles (what is plotted)."""
+        live = _live(self.viewer)
+        if live is None:
+            return {}
+        session = live.session
+        tissue = session.tissue_tiles.ravel()
+        values = {}
+        for region in self.regions():
+            inside = tiles_in_region(session.grid, region)
+            inside = inside[tissue[inside]]
+            done = inside[session.store.is_done(inside)]
+            values[region.name] = live.output.apply(session.store.get(done))
+        return values
+
+    def plot(self) -> None:
+        """Box plot, histogram or bar chart of the shown output per region."""
+        live = _live(self.viewer)
+        self.figure.clear()
+        data = {k: v for k, v in self.plot_values().items() if len(v)}
+        if live is None or not data:
+            self.canvas.draw_idle()
+            return
+        axes = self.figure.add_subplot(111)
+        kind = self.plot_combo.currentText()
+        names = list(data)
+        if kind == "box":
+            axes.boxplot([data[n] for n in names], tick_labels=names)
+        elif kind == "histogram":
+            for name in names:
+                axes.hist(data[name], bins=30, alpha=0.5, label=name)
+            axes.legend(fontsize=7)
+        else:
+            means = [float(np.mean(data[n])) for n in names]
+            sds = [float(np.std(data[n], ddof=1)) if len(data[n]) > 1 else 0.0 for n in names]
+            axes.bar(names, means, yerr=sds, capsize=3)
+        axes.set_title(live.output.label, fontsize=8)
+        axes.tick_params(labelsize=7)
+        self.canvas.draw_idle()
 
     def predict_missing(self) -> int:
         live = _live(self.viewer)
