@@ -67,6 +67,17 @@ def test_region_table_compare_and_round_trip(
     widget.plot_combo.setCurrentText("bar (mean ± SD)")
     heights = [bar.get_height() for bar in widget.figure.axes[0].patches]
     assert heights[0] == pytest.approx(float(store.get(tissue)[:, 0].mean()), rel=1e-5)
+    column = {
+        widget.table.horizontalHeaderItem(c).text(): c for c in range(widget.table.columnCount())
+    }
+    row = next(r for r in range(2) if widget.table.item(r, 0).text() == "region 1")
+    shown = store.get(tissue)[:, 0]  # ERBB2 is shown
+    assert float(widget.table.item(row, column["median"]).text()) == pytest.approx(
+        float(np.median(shown)), abs=1e-3
+    )
+    assert float(widget.table.item(row, column["SD"]).text()) == pytest.approx(
+        float(shown.std(ddof=1)), abs=1e-3
+    )
     text = RegionsWidget.copy(widget.table)
     assert text.splitlines()[0].startswith("region\tarea mm²")
 

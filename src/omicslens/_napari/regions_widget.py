@@ -55,6 +55,8 @@ COLUMNS = [
     "predicted",
     "unpredicted",
     "mean",
+    "median",
+    "SD",
     "top",
     "gene sets",
     "cells",
@@ -295,10 +297,14 @@ class RegionsWidget(QWidget):
 
         gene_sets = available_gene_sets(names, session.bundle.config.outputs)
         smear = _smear(self.viewer)
+        values = self._region_values(live, regions)
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(regions))
         for row, s in enumerate(self.summaries):
-            mean = float(shown.apply(s.mean[None])[0]) if s.predicted else float("nan")
+            shown_values = shown.apply(values[row]) if s.predicted else np.empty(0)
+            mean = float(shown_values.mean()) if s.predicted else float("nan")
+            median = float(np.median(shown_values)) if s.predicted else float("nan")
+            sd = float(shown_values.std(ddof=1)) if s.predicted > 1 else float("nan")
             top = ", ".join(f"{n} {v:.2f}" for n, v in top_outputs(s, names, 5))
             sets = ""
             if s.predicted:
@@ -319,6 +325,8 @@ class RegionsWidget(QWidget):
                 _number_item(s.predicted),
                 _number_item(s.unpredicted),
                 _number_item(mean, f"{mean:.3f}"),
+                _number_item(median, f"{median:.3f}"),
+                _number_item(sd, f"{sd:.3f}"),
                 QTableWidgetItem(top),
                 QTableWidgetItem(sets),
                 QTableWidgetItem(cell_text),
@@ -341,20 +349,26 @@ class RegionsWidget(QWidget):
             + f" Mean column: {shown.label}."
         )
 
+    @staticmethod
+    def _region_values(live: Any, regions: list[Region]) -> list[np.ndarray]:
+        """Per region, all outputs (tiles, outputs) of its predicted tissue tiles."""
+        session = live.session
+        tissue = session.tissue_tiles.ravel()
+        out = []
+        for region in regions:
+            inside = tiles_in_region(session.grid, region)
+            inside = inside[tissue[inside]]
+            out.append(session.store.get(inside[session.store.is_done(inside)]))
+        return out
+
     def plot_values(self) -> dict[str, np.ndarray]:
         """Per region, the shown output over its predicted tissue tiles (what is plotted)."""
         live = _live(self.viewer)
         if live is None:
             return {}
-        session = live.session
-        tissue = session.tissue_tiles.ravel()
-        values = {}
-        for region in self.regions():
-            inside = tiles_in_region(session.grid, region)
-            inside = inside[tissue[inside]]
-            done = inside[session.store.is_done(inside)]
-            values[region.name] = live.output.apply(session.store.get(done))
-        return values
+        regions = self.regions()
+        values = self._region_values(live, regions)
+        return {r.name: live.output.apply(v) for r, v in zip(regions, values, strict=True)}
 
     def plot(self) -> None:
         """Box plot, histogram or bar chart of the shown output per region."""
