@@ -63,30 +63,27 @@ COLUMNS = [
 ]
 
 
-def _live(viewer: Any) -> Any:
-    """The running prediction of the Predict dock, if any (None once the window is gone)."""
+def _from_docks(viewer: Any, attribute: str) -> Any:
+    """The first docked widget's non-None ``attribute`` (None once the window is gone)."""
     try:
         docks = list(viewer.window.dock_widgets.values())
     except (RuntimeError, AttributeError):  # the Qt window was closed
         return None
     for widget in docks:
-        live = getattr(widget, "live", None)
-        if live is not None:
-            return live
+        value = getattr(widget, attribute, None)
+        if value is not None:
+            return value
     return None
+
+
+def _live(viewer: Any) -> Any:
+    """The running prediction of the Predict dock, if any."""
+    return _from_docks(viewer, "live")
 
 
 def _smear(viewer: Any) -> Any:
     """The Blood smear dock's analysis, if any (for cell counts per region)."""
-    try:
-        docks = list(viewer.window.dock_widgets.values())
-    except (RuntimeError, AttributeError):
-        return None
-    for widget in docks:
-        analysis = getattr(widget, "analysis", None)
-        if analysis is not None and hasattr(analysis, "cells"):
-            return analysis
-    return None
+    return _from_docks(viewer, "analysis")
 
 
 def cell_counts(analysis: Any, region: Region) -> dict[str, int]:
