@@ -1,0 +1,116 @@
+"""Start the napari viewer with a slide, the plugin's docks and optionally a model.
+
+What ``omicslens view`` runs; kept in the napari glue so the command line stays free of
+GUI code.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from omicslens.core import OmicsLensError
+
+EXIT_INPUT_ERROR = 1
+
+
+def launch(
+    path: Path | None,
+    mpp: float | None = None,
+    model: str | None = None,
+    output: str | None = None,
+    screenshot: Path | None = None,
+) -> int:
+    """Open the viewer; with ``screenshot``, save the window once drawn and close."""
+    import napari
+
+    from omicslens._napari.layers import slide_layer_data
+    from omicslens._napari.reader import open_for_viewer
+
+    if screenshot:
+        _quiet_backend_notice()
+    viewer = napari.Viewer(title="OmicsLens")
+    if not model:
+        viewer.window.add_plugin_dock_widget("omicslens", "Slide info")
+    if path is not None:
+        try:
+            slide = open_for_viewer(Path(path), mpp=mpp)
+        except OmicsLensError as error:
+            viewer.close()
+            print(f"omicslens: error: {error}", file=sys.stderr)
+            return EXIT_INPUT_ERROR
+        data, kwargs, _ = slide_layer_data(slide)
+        viewer.add_image(data, **kwargs)
+        viewer.scale_bar.visible = True
+        viewer.reset_view()
+    if model:
+        code = _start_prediction(viewer, model, output)
+        if code:
+            viewer.close()
+            return code
+    if screenshot:
+        return _screenshot_and_exit(viewer, screenshot, wait_for_predictions=bool(model))
+    napari.run()
+    return 0
+
+
+def _quiet_backend_notice() -> None:
+    """Keep napari's one-off PyQt5 deprecation toast out of documentation screenshots."""
+    try:
+        from napari._qt import qt_main_window
+    except ImportError:  # pragma: no cover - napari internals moved
+        return
+    qt_main_window.SHOW_QT_WARNING = False  # type: ignore[attr-defined]
+
+
+def _start_prediction(viewer: Any, model: str, output: str | None) -> int:
+    """Dock the Predict widget, load ``model`` for the slide, follow the view."""
+    from omicslens.core.samples import bundled_tile_models
+
+    bundled = bundled_tile_models()
+    folder = bundled.get(model, Path(model))
+    if not Path(folder).exists():
+        known = ", ".join(bundled) or "none"
+        print(f"omicslens: error: no model {model!r} (bundled: {known})", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    _, widget = viewer.window.add_plugin_dock_widget("omicslens", "Predict")
+    widget.add_model_folder(folder)
+    if output:
+        widget.initial_output = output
+    widget.load_model()
+    return 0
+
+
+def _screenshot_and_exit(viewer: Any, target: Path, wait_for_predictions: bool = False) -> int:
+    """Let napari draw every visible tile (and predictions), save the window, and close."""
+    import time
+
+    from qtpy.QtWidgets import QApplication
+
+    viewer.window._qt_window.resize(1400, 900)
+    deadline = time.monotonic() + 8.0
+    while time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.05)
+    if wait_for_predictions:
+        deadline = time.monotonic() + 600.0
+        while time.monotonic() < deadline and not _predictions_settled(viewer):
+            QApplication.processEvents()
+            time.sleep(0.05)
+        for _ in range(40):
+            QApplication.processEvents()
+            time.sleep(0.05)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    viewer.screenshot(str(target), canvas_only=False)
+    viewer.close()
+    print(f"screenshot saved to {target}")
+    return 0
+
+
+def _predictions_settled(viewer: Any) -> bool:
+    for widget in viewer.window.dock_widgets.values():
+        live = getattr(widget, "live", None)
+        if live is not None:
+            return bool(live.scheduler.idle and live.stats().done > 0)
+    return False
