@@ -30,7 +30,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from omicslens._napari.layers import slide_of
+from omicslens._napari.layers import fill_slide_layer_combo, slide_of
 from omicslens._napari.live_inference import LiveInference
 from omicslens._napari.measured_panel import MeasuredPanel
 from omicslens._napari.similarity_panel import SimilarityPanel
@@ -189,14 +189,7 @@ class InferenceWidget(QWidget):
 
     # -- choices -------------------------------------------------------------------------
     def _refresh_layers(self, event: Any = None) -> None:
-        current = self.layer_combo.currentText()
-        self.layer_combo.clear()
-        for layer in self.viewer.layers:
-            if slide_of(layer) is not None:
-                self.layer_combo.addItem(layer.name)
-        index = self.layer_combo.findText(current)
-        if index >= 0:
-            self.layer_combo.setCurrentIndex(index)
+        fill_slide_layer_combo(self.layer_combo, self.viewer)
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Model bundle folder (with config.json)")

@@ -45,3 +45,15 @@ def slide_of(layer: Any) -> Slide | None:
     if isinstance(entry, dict) and isinstance(entry.get("slide"), Slide):
         return entry["slide"]
     return None
+
+
+def fill_slide_layer_combo(combo: Any, viewer: Any) -> None:
+    """List the viewer's slide layers in a QComboBox, keeping the current choice if present."""
+    current = combo.currentText()
+    combo.clear()
+    for layer in viewer.layers:
+        if slide_of(layer) is not None:
+            combo.addItem(layer.name)
+    index = combo.findText(current)
+    if index >= 0:
+        combo.setCurrentIndex(index)

@@ -34,7 +34,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from omicslens._napari.layers import slide_of
+from omicslens._napari.layers import fill_slide_layer_combo, slide_of
 
 if TYPE_CHECKING:
     import napari
@@ -139,14 +139,7 @@ class SmearWidget(QWidget):
         self._refresh_layers()
 
     def _refresh_layers(self, event: Any = None) -> None:
-        current = self.layer_combo.currentText()
-        self.layer_combo.clear()
-        for layer in self.viewer.layers:
-            if slide_of(layer) is not None:
-                self.layer_combo.addItem(layer.name)
-        index = self.layer_combo.findText(current)
-        if index >= 0:
-            self.layer_combo.setCurrentIndex(index)
+        fill_slide_layer_combo(self.layer_combo, self.viewer)
 
     def _browse_genetic(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Genetic aggregator bundle")

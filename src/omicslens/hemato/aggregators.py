@@ -78,6 +78,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from omicslens.hemato.errors import AggregatorBundleError, EncoderUnavailableError
+from omicslens.models.vit import Mlp  # fc1 / act / fc2: the layout GenBloom uses too
 
 __all__ = [
     "AGGREGATORS",
@@ -185,17 +186,6 @@ class _LayerScale(nn.Module):
         return x * self.gamma
 
 
-class _Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
 class _Block(nn.Module):
     """A pre-norm DINOv2 block: norm1, attn, ls1, norm2, mlp, ls2 (GenBloom's names)."""
 
@@ -205,7 +195,7 @@ class _Block(nn.Module):
         self.attn = _Attention(dim, num_heads)
         self.ls1 = _LayerScale(dim, init_values)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = _Mlp(dim, int(dim * mlp_ratio))
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.ls2 = _LayerScale(dim, init_values)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
