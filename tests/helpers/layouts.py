@@ -7,6 +7,7 @@ compares what the reader reports against what was written.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -211,3 +212,20 @@ def truncate(source: Path, target: Path, keep_fraction: float) -> Path:
     data = source.read_bytes()
     target.write_bytes(data[: int(len(data) * keep_fraction)])
     return target
+
+
+def corrupt_tiles(path: Path, tiles: Sequence[int], page: int = 0) -> Path:
+    """Overwrite the compressed bytes of some tiles of ``page`` with zeros, in place.
+
+    The file still parses (IFDs and offsets are intact); reading a region that touches
+    one of these tiles fails in the JPEG decoder, as a damaged scan does.
+    """
+    with tifffile.TiffFile(path) as tif:
+        offsets = tif.pages[page].dataoffsets
+        counts = tif.pages[page].databytecounts
+    data = bytearray(Path(path).read_bytes())
+    for tile in tiles:
+        start, count = offsets[tile], counts[tile]
+        data[start : start + count] = bytes(count)
+    Path(path).write_bytes(bytes(data))
+    return Path(path)

@@ -1,27 +1,25 @@
 """``omicslens predict SLIDE... --model BUNDLE --out DIR``: whole-slide prediction.
 
-Runs the same engine as the viewer (``InferenceSession`` + ``TileScheduler``) over every
-tissue tile, then writes the requested formats per slide into ``DIR/<slide name>/``.
-Resumable: predictions are cached in ``DIR/.cache`` per slide content and model, so a
-killed run continues where it stopped, and a slide whose outputs are complete for this
-model (``done.json``) is skipped.
+Thin: parses arguments and prints; the work is :func:`omicslens.app.predict.predict_slide`
+(one machine, the bundle loaded once for every slide) or
+:func:`omicslens.app.cohort.predict_cohort` (one task per slide on a dask.distributed
+cluster: ``--scheduler ADDRESS`` or ``--cluster local:N``). Resumable: predictions are
+cached in ``DIR/.cache``; a slide whose outputs are complete for this model
+(``done.json``) is skipped; a slide with failed tiles gets ``failed.json`` and no outputs,
+and a rerun retries exactly those tiles. Exit code 1 when any slide failed.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from omicslens.app.predict import FORMATS, INPUT_ERRORS, PredictOptions, SlideReport
 
-from omicslens.core import OmicsLensError
-
-FORMATS = ("csv", "geojson", "h5ad", "zarr")
 EXIT_INPUT_ERROR = 1
+SHOW_FAILURES = 10
 
 
 def add_predict_command(subparsers: Any) -> None:
@@ -43,158 +41,111 @@ def add_predict_command(subparsers: Any) -> None:
         "summary measurements) and region membership in tiles.h5ad",
     )
     predict.add_argument("--force", action="store_true", help="replace existing outputs")
+    where = predict.add_mutually_exclusive_group()
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="a running dask.distributed scheduler (tcp://host:8786): one task per slide",
+    )
+    where.add_argument(
+        "--cluster",
+        metavar="local:N",
+        help="start a dask LocalCluster of N worker processes on this machine",
+    )
     predict.set_defaults(handler=cmd_predict)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from omicslens.core.samples import resolve_model
-
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    unknown = sorted(set(formats) - set(FORMATS))
-    if unknown:
-        print(f"omicslens: error: unknown format {', '.join(unknown)}", file=sys.stderr)
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    try:
+        options = PredictOptions(
+            formats=formats,
+            mpp=args.mpp,
+            all_tiles=args.all_tiles,
+            regions=args.regions,
+            force=args.force,
+        )
+    except ValueError as error:
+        print(f"omicslens: error: {error}", file=sys.stderr)
         return 2
-    model = resolve_model(args.model)
-    failures = 0
+    if args.scheduler or args.cluster:
+        return _cohort(args, options)
+    from omicslens.app.predict import error_report, load_predictor, predict_slide
+    from omicslens.app.progress import run_job
+
+    try:
+        predictor = load_predictor(args.model, args.device, args.batch_size)
+    except INPUT_ERRORS as error:
+        print(f"omicslens: error: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    print(f"{predictor.bundle.name} on {predictor.device}", flush=True)
+    reports = []
     for slide_path in args.slides:
         try:
-            _predict_one(slide_path, model, args, formats)
-        except (OmicsLensError, FileExistsError) as error:
-            failures += 1
-            print(f"omicslens: error: {error}", file=sys.stderr)
-    return EXIT_INPUT_ERROR if failures else 0
-
-
-def _predict_one(
-    slide_path: Path, model: str, args: argparse.Namespace, formats: list[str]
-) -> None:
-    from omicslens.core import open_slide
-    from omicslens.core.exports import (
-        TileTable,
-        write_csv,
-        write_geojson,
-        write_h5ad,
-        write_ome_zarr,
-    )
-    from omicslens.core.fingerprint import slide_fingerprint
-    from omicslens.models.bundle import load_bundle
-    from omicslens.models.session import InferenceSession
-
-    bundle = load_bundle(model)
-    folder = args.out / slide_path.name
-    marker = folder / "done.json"
-    if marker.exists() and not args.force:
-        done = json.loads(marker.read_text())
-        if done.get("bundle_hash") == bundle.bundle_hash and set(formats) <= set(done["formats"]):
-            print(f"{slide_path.name}: already done with this model, skipped")
-            return
-    with open_slide(slide_path, mpp=args.mpp) as slide:
-        session = InferenceSession.open(
-            slide, bundle, device=args.device, batch_size=args.batch_size, cache=args.out / ".cache"
-        )
-        wanted = (
-            np.arange(session.grid.size)
-            if args.all_tiles
-            else np.flatnonzero(session.tissue_tiles.ravel())
-        )
-        already = int(session.store.is_done(wanted).sum())
-        print(
-            f"{slide_path.name}: {len(wanted)} tiles ({already} cached) with {bundle.name} "
-            f"on {session.predictor.device}",
-            flush=True,
-        )
-        scheduler = session.scheduler(skip_background=not args.all_tiles)
-        scheduler.request_tiles(wanted)
-        started = time.monotonic()
-        while not scheduler.wait_idle(timeout=2.0):
-            stats = scheduler.stats()
-            done = already + stats.done
-            print(
-                f"\r  {done}/{len(wanted)} tiles, {stats.tiles_per_second:.1f}/s",
-                end="",
-                file=sys.stderr,
-                flush=True,
+            report = run_job(
+                predict_slide(slide_path, predictor, args.out, options), _show_progress
             )
-        scheduler.stop()
+        except INPUT_ERRORS as error:
+            report = error_report(slide_path, error, predictor)
+        print(file=sys.stderr)
+        _print_report(report)
+        reports.append(report)
+    return 0 if all(r.ok for r in reports) else EXIT_INPUT_ERROR
+
+
+def _show_progress(step: Any) -> None:
+    print(f"\r  {step.describe()}", end="", file=sys.stderr, flush=True)
+
+
+def _print_report(report: SlideReport) -> None:
+    name = report.slide.name
+    if report.status == "skipped":
+        print(f"{name}: already done with this model, skipped")
+    elif report.status == "error":
+        print(f"omicslens: error: {report.error}", file=sys.stderr)
+    elif report.status == "failed":
         print(
-            f"\r  {len(wanted)}/{len(wanted)} tiles in {time.monotonic() - started:.0f} s",
+            f"omicslens: error: {name}: {report.tiles_failed} of {report.tiles_wanted} tiles "
+            f"could not be predicted; no outputs written (see {report.outputs[0]}); "
+            "run again to retry exactly these tiles",
             file=sys.stderr,
         )
-        values = session.store.get(wanted)
-        table = TileTable(
-            session.grid,
-            wanted,
-            values,
-            list(bundle.output_names),
-            task=bundle.config.task,
-            slide_id=slide_fingerprint(slide_path),
-            uns={"model": bundle.name, "bundle_hash": bundle.bundle_hash, "slide": str(slide_path)},
+        for failure in report.failures[:SHOW_FAILURES]:
+            print(f"  {failure.describe()}", file=sys.stderr)
+        if report.tiles_failed > SHOW_FAILURES:
+            print(f"  ... and {report.tiles_failed - SHOW_FAILURES} more", file=sys.stderr)
+    else:
+        print(
+            f"{name}: {report.tiles_wanted} tiles ({report.tiles_cached} cached, "
+            f"{report.tiles_predicted} predicted) in {report.seconds:.0f} s"
         )
-        if args.regions:
-            _region_outputs(args, session, table, folder)
-        writers = {
-            "csv": lambda: write_csv(table, folder / "tiles.csv", args.force),
-            "geojson": lambda: write_geojson(table, folder / "tiles.geojson.gz", args.force),
-            "h5ad": lambda: write_h5ad(table, folder / "tiles.h5ad", args.force),
-            "zarr": lambda: write_ome_zarr(
-                np.stack([session.store.raster(i) for i in range(len(bundle.output_names))]),
-                session.grid,
-                list(bundle.output_names),
-                folder / "predictions.ome.zarr",
-                args.force,
-            ),
-        }
-        for name in formats:
-            print(f"  wrote {writers[name]()}")
-    from omicslens.core.atomic import write_text_atomic
-
-    write_text_atomic(
-        marker,
-        json.dumps(
-            {"bundle_hash": bundle.bundle_hash, "formats": formats, "tiles": len(wanted)},
-            indent=2,
-        ),
-    )
+        for path in report.outputs:
+            print(f"  wrote {path}")
 
 
-def _region_outputs(args: argparse.Namespace, session: Any, table: Any, folder: Path) -> None:
-    """Per-region summaries (CSV and QuPath annotations) and membership per tile."""
-    from omicslens.core.atomic import write_text_atomic
-    from omicslens.core.region_stats import summarise, tiles_in_region
-    from omicslens.core.regions import read_regions, write_regions
+def _cohort(args: argparse.Namespace, options: PredictOptions) -> int:
+    from omicslens.app.cohort import CohortSettings, predict_cohort
+    from omicslens.app.progress import run_job
 
-    regions = read_regions(args.regions)
-    names = list(session.bundle.output_names)
-    membership = np.full(len(table.indices), "", dtype=object)
-    lines = [
-        "region,area_mm2,tiles,tissue_tiles,predicted,unpredicted,tissue_fraction,"
-        + ",".join(f"mean_{n},median_{n},sd_{n}" for n in names)
-    ]
-    for region in regions:
-        summary = summarise(region, session.store, session.tissue_tiles)
-        inside = np.isin(table.indices, tiles_in_region(session.grid, region))
-        membership[inside] = np.where(
-            membership[inside] == "", region.name, membership[inside] + ";" + region.name
+    try:
+        settings = CohortSettings.parse(
+            scheduler=args.scheduler,
+            cluster=args.cluster,
+            device=args.device,
+            batch_size=args.batch_size,
         )
-        stats = ",".join(
-            f"{a:.6g},{b:.6g},{c:.6g}"
-            for a, b, c in zip(summary.mean, summary.median, summary.sd, strict=True)
+        report = run_job(
+            predict_cohort(args.slides, args.model, args.out, options, settings),
+            _show_progress,
         )
-        lines.append(
-            f'"{region.name}",{summary.area_mm2:.6g},{summary.tiles},'
-            f"{summary.tissue_tiles},{summary.predicted},{summary.unpredicted},"
-            f"{summary.tissue_fraction:.4f},{stats}"
-        )
-        region.measurements = {
-            "Area mm^2": summary.area_mm2,
-            "Tiles": summary.tiles,
-            "Predicted tiles": summary.predicted,
-            **{f"Mean {n}": float(v) for n, v in zip(names, summary.mean, strict=True)},
-        }
-    table.obs["region"] = membership.astype(str)
-    target = folder / "regions.csv"
-    if target.exists() and not args.force:
-        raise FileExistsError(f"{target} exists; pass --force to replace it")
-    write_text_atomic(target, "\n".join(lines) + "\n")
-    write_regions(regions, folder / "regions.geojson", overwrite=args.force)
-    print(f"  wrote {target} and {folder / 'regions.geojson'} ({len(regions)} regions)")
+    except INPUT_ERRORS as error:
+        print(f"omicslens: error: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except ValueError as error:
+        print(f"omicslens: error: {error}", file=sys.stderr)
+        return 2
+    print(file=sys.stderr)
+    for slide in report.slides:
+        _print_report(slide)
+    print(f"cohort: {report.describe()}; wrote {report.table}")
+    return 0 if report.ok else EXIT_INPUT_ERROR

@@ -94,7 +94,7 @@ class TileScheduler:
         self._plan: deque[int] = deque()
         self._background: list[int] = []
         self._inflight: OrderedDict[int, Future[np.ndarray]] = OrderedDict()
-        self._failed: set[int] = set()
+        self._failed: dict[int, str] = {}  # tile -> why it could not be predicted
         self._request_id = 0
         self._stopped = False
         self._busy = False
@@ -113,7 +113,7 @@ class TileScheduler:
         if self._tissue is not None:
             keep &= self._tissue[indices]
         if self._failed:
-            keep &= ~np.isin(indices, np.fromiter(self._failed, dtype=np.int64))
+            keep &= ~np.isin(indices, np.fromiter(self._failed.keys(), dtype=np.int64))
         return indices[keep]
 
     def request_view(self, x0: float, y0: float, x1: float, y1: float) -> int:
@@ -174,6 +174,15 @@ class TileScheduler:
         if len(recent) >= 2 and recent[-1][0] > recent[0][0]:
             rate = sum(n for _, n in recent[1:]) / (recent[-1][0] - recent[0][0])
         return SchedulerStats(done=done, queued=queued, tiles_per_second=rate, failed=failed)
+
+    def failures(self) -> dict[int, str]:
+        """Tiles this scheduler could not predict, with the reason (a copy).
+
+        They are never stored, so a later scheduler over the same store retries exactly
+        these.
+        """
+        with self._cond:
+            return dict(self._failed)
 
     @property
     def idle(self) -> bool:
@@ -252,7 +261,7 @@ class TileScheduler:
                 if future.cancelled():
                     continue  # superseded view
                 with self._cond:
-                    self._failed.add(index)
+                    self._failed[index] = _reason(error)
                 if self._on_error is not None:
                     self._on_error(index, error)
                 continue
@@ -264,9 +273,39 @@ class TileScheduler:
         if not indices:
             return
         request_id = self._request_id
-        values = np.asarray(self._predict(np.stack(patches)), dtype=np.float32)
         flat = np.asarray(indices, dtype=np.int64)
-        self.store.put(flat, values)
+        try:
+            values = np.asarray(self._predict(np.stack(patches)), dtype=np.float32)
+            if values.ndim != 2 or values.shape[0] != len(indices):
+                raise ValueError(
+                    f"the model returned shape {values.shape} for {len(indices)} patches"
+                )
+            finite = np.isfinite(values).all(axis=1)
+            if not finite.all():  # NaN is a failure, never a prediction
+                with self._cond:
+                    for index in flat[~finite].tolist():
+                        self._inflight.pop(index, None)
+                        self._failed[index] = "ValueError: the model returned NaN or infinity"
+                flat, values = flat[finite], values[finite]
+                indices = flat.tolist()
+            if not indices:
+                with self._cond:
+                    self._top_up()
+                return
+            self.store.put(flat, values)
+        except Exception as error:
+            # a failed batch is reported per tile and never stored; retrying it forever
+            # would hang the caller, so its tiles leave the plan
+            reason = _reason(error)
+            with self._cond:
+                for index in indices:
+                    self._inflight.pop(index, None)
+                    self._failed[index] = reason
+                self._top_up()
+            if self._on_error is not None:
+                for index in indices:
+                    self._on_error(index, error)
+            return
         with self._cond:
             for index in indices:
                 self._inflight.pop(index, None)
@@ -280,3 +319,9 @@ class TileScheduler:
         if out_of_work or now - self._last_flush > self._flush_seconds:
             self.store.flush()  # persist on the worker thread, never on the GUI thread
             self._last_flush = now
+
+
+def _reason(error: BaseException) -> str:
+    """One line a user can act on: the error's type and message."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -1,0 +1,398 @@
+"""Predict tiles and whole slides, with progress, failures per tile and typed reports.
+
+One code path for "predict these tiles" (:func:`predict_tiles`, used by the viewer's
+region and whole-slide jobs and by the benchmark) and "predict this slide and write its
+outputs" (:func:`predict_slide`, used by ``omicslens predict``, by cohort tasks on a
+dask cluster and by tests).
+
+What a user can rely on:
+
+- a tile that could not be read or predicted is reported with its reason and is **never
+  written as data** (no NaN rows);
+- ``done.json`` is written only when every wanted tile was predicted, so a rerun skips
+  finished slides and retries exactly the failed tiles of the others (the rest come from
+  the prediction cache in ``OUT/.cache``);
+- existing outputs are refused before any work starts, unless ``force``;
+- every file is written atomically, so a killed run leaves complete files or none.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from omicslens.app.progress import Progress
+from omicslens.core.atomic import write_text_atomic
+from omicslens.core.errors import OmicsLensError
+from omicslens.models.predictor import Predictor
+from omicslens.models.session import InferenceSession
+
+FORMATS = ("csv", "geojson", "h5ad", "zarr")
+#: output file per format, inside the slide's folder
+OUTPUT_FILES = {
+    "csv": "tiles.csv",
+    "geojson": "tiles.geojson.gz",
+    "h5ad": "tiles.h5ad",
+    "zarr": "predictions.ome.zarr",
+}
+DONE_FILE = "done.json"
+FAILED_FILE = "failed.json"
+
+
+@dataclass(frozen=True)
+class TileFailure:
+    """A tile that could not be predicted, where it is (level-0 px) and why."""
+
+    index: int
+    x: int
+    y: int
+    width: int
+    height: int
+    reason: str
+
+    def describe(self) -> str:
+        return f"tile {self.index} at x={self.x}, y={self.y}: {self.reason}"
+
+
+@dataclass
+class TileRun:
+    """What :func:`predict_tiles` did: tiles predicted now, found cached, and failed."""
+
+    wanted: int
+    predicted: int
+    cached: int
+    failures: list[TileFailure]
+    seconds: float
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How ``predict_slide`` runs and what it writes (plain values: they cross the wire)."""
+
+    formats: tuple[str, ...] = FORMATS
+    mpp: float | None = None
+    all_tiles: bool = False
+    regions: Path | None = None
+    force: bool = False
+    readers: int = 2
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.formats) - set(FORMATS))
+        if unknown:
+            raise ValueError(f"unknown format {', '.join(unknown)}; expected {', '.join(FORMATS)}")
+
+
+@dataclass
+class SlideReport:
+    """The outcome of one slide. ``status``: done | skipped | failed | error.
+
+    - done: every wanted tile predicted, outputs written, ``done.json`` written;
+    - skipped: ``done.json`` says this model already finished this slide;
+    - failed: some tiles could not be predicted; nothing but ``failed.json`` written;
+    - error: the slide or its outputs could not be used at all (``error`` says why).
+    """
+
+    slide: Path
+    status: str
+    model: str = ""
+    bundle_hash: str = ""
+    device: str = ""
+    tiles_wanted: int = 0
+    tiles_predicted: int = 0
+    tiles_cached: int = 0
+    failures: list[TileFailure] = field(default_factory=list)
+    seconds: float = 0.0
+    outputs: list[Path] = field(default_factory=list)
+    error: str = ""
+    worker: str = ""
+
+    @property
+    def tiles_failed(self) -> int:
+        return len(self.failures)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("done", "skipped")
+
+
+def load_predictor(
+    model: str | Path, device: str | None = None, batch_size: int | None = None
+) -> Predictor:
+    """The bundle (folder, bundled name or cached hub id) on its device, loaded once."""
+    from omicslens.core.samples import resolve_model
+
+    return Predictor(resolve_model(str(model)), device=device, batch_size=batch_size)
+
+
+def predict_tiles(
+    session: InferenceSession,
+    tiles: np.ndarray,
+    *,
+    readers: int = 2,
+    skip_background: bool = True,
+    poll_seconds: float = 0.25,
+    cancel: threading.Event | None = None,
+) -> Generator[Progress, None, TileRun]:
+    """Predict ``tiles`` into ``session.store``; yields progress, returns a :class:`TileRun`.
+
+    Tiles already in the store count as cached. Closing the generator (a quit napari
+    worker) or setting ``cancel`` stops the work; the threads end either way.
+    """
+    tiles = np.asarray(tiles, dtype=np.int64)
+    cached = int(session.store.is_done(tiles).sum()) if len(tiles) else 0
+    started = time.monotonic()
+    scheduler = session.scheduler(readers=readers, skip_background=skip_background)
+    cancelled = False
+    try:
+        scheduler.request_tiles(tiles)
+        total = len(tiles)
+        while True:
+            idle = scheduler.wait_idle(timeout=poll_seconds)
+            stats = scheduler.stats()
+            yield Progress(
+                "tiles",
+                cached + stats.done,
+                total,
+                failed=stats.failed,
+                message=f"{stats.tiles_per_second:.1f} tiles/s",
+            )
+            if idle:
+                break
+            if cancel is not None and cancel.is_set():
+                scheduler.cancel()
+                cancelled = True
+                break
+    finally:
+        scheduler.stop()
+    failures = [_failure(session, index, reason) for index, reason in scheduler.failures().items()]
+    failures.sort(key=lambda failure: failure.index)
+    return TileRun(
+        wanted=len(tiles),
+        predicted=scheduler.stats().done,
+        cached=cached,
+        failures=failures,
+        seconds=time.monotonic() - started,
+        cancelled=cancelled,
+    )
+
+
+def _failure(session: InferenceSession, index: int, reason: str) -> TileFailure:
+    x, y, width, height = session.grid.bounds_int(int(index))
+    return TileFailure(int(index), x, y, width, height, reason)
+
+
+def wanted_tiles(session: InferenceSession, all_tiles: bool = False) -> np.ndarray:
+    """Every tile (``all_tiles``) or the tissue tiles of the session's slide."""
+    if all_tiles:
+        return np.arange(session.grid.size, dtype=np.int64)
+    return np.flatnonzero(session.tissue_tiles.ravel()).astype(np.int64)
+
+
+def slide_folder(out: Path, slide: Path) -> Path:
+    return Path(out) / Path(slide).name
+
+
+def planned_outputs(options: PredictOptions) -> list[str]:
+    names = [OUTPUT_FILES[name] for name in options.formats]
+    if options.regions is not None:
+        names += ["regions.csv", "regions.geojson"]
+    return names
+
+
+def check_outputs_free(folder: Path, options: PredictOptions) -> None:
+    """Refuse before any work when an output exists and ``force`` is off."""
+    if options.force:
+        return
+    for name in planned_outputs(options):
+        target = folder / name
+        if target.exists():
+            raise FileExistsError(f"{target} exists; pass --force to replace it")
+
+
+def already_done(folder: Path, bundle_hash: str, options: PredictOptions) -> dict[str, Any] | None:
+    """The ``done.json`` record when this model already finished these outputs here."""
+    marker = folder / DONE_FILE
+    if options.force or not marker.exists():
+        return None
+    try:
+        done = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # unreadable marker: do the work again rather than trust it
+    if not isinstance(done, dict) or done.get("bundle_hash") != bundle_hash:
+        return None
+    outputs = done.get("outputs") or [  # markers of earlier versions list formats only
+        OUTPUT_FILES[name] for name in done.get("formats", []) if name in OUTPUT_FILES
+    ]
+    done["outputs"] = outputs
+    if not set(planned_outputs(options)) <= set(outputs):
+        return None
+    return done
+
+
+def predict_slide(
+    slide_path: str | Path,
+    predictor: Predictor,
+    out: str | Path,
+    options: PredictOptions | None = None,
+    *,
+    cache: Path | None = None,
+) -> Generator[Progress, None, SlideReport]:
+    """Predict one slide's tiles and write its outputs into ``out/<slide name>/``.
+
+    Raises :class:`~omicslens.core.errors.OmicsLensError` (bad slide, bad regions) and
+    ``FileExistsError`` (outputs in the way) before any prediction; tile failures are not
+    raised but reported (status "failed").
+    """
+    from omicslens.core import open_slide
+
+    options = options or PredictOptions()
+    slide_path = Path(slide_path)
+    bundle = predictor.bundle
+    folder = slide_folder(Path(out), slide_path)
+    report = SlideReport(
+        slide_path,
+        "done",
+        model=bundle.name,
+        bundle_hash=bundle.bundle_hash,
+        device=str(predictor.device),
+    )
+    done = already_done(folder, bundle.bundle_hash, options)
+    if done is not None:
+        report.status = "skipped"
+        report.tiles_wanted = int(done.get("tiles", 0))
+        report.tiles_cached = report.tiles_wanted
+        report.outputs = [folder / name for name in done.get("outputs", [])]
+        return report
+    check_outputs_free(folder, options)
+    regions = None
+    if options.regions is not None:
+        from omicslens.core.regions import read_regions
+
+        regions = read_regions(options.regions)  # a bad file fails before the work
+    started = time.monotonic()
+    with open_slide(slide_path, mpp=options.mpp) as slide:
+        yield Progress("opening", 0, 1, message=slide_path.name)
+        session = InferenceSession.open(
+            slide,
+            bundle,
+            predictor=predictor,
+            cache=Path(cache) if cache is not None else Path(out) / ".cache",
+        )
+        wanted = wanted_tiles(session, options.all_tiles)
+        run = yield from predict_tiles(
+            session, wanted, readers=options.readers, skip_background=not options.all_tiles
+        )
+        report.tiles_wanted = run.wanted
+        report.tiles_predicted = run.predicted
+        report.tiles_cached = run.cached
+        report.failures = run.failures
+        if run.failures:
+            report.status = "failed"
+            report.outputs = [_write_failures(folder, report)]
+            report.seconds = time.monotonic() - started
+            return report
+        yield Progress("writing", 0, len(options.formats), message=slide_path.name)
+        report.outputs = _write_outputs(session, slide_path, wanted, folder, options, regions)
+    (folder / FAILED_FILE).unlink(missing_ok=True)  # an earlier run's failures are mended
+    write_text_atomic(
+        folder / DONE_FILE,
+        json.dumps(
+            {
+                "bundle_hash": bundle.bundle_hash,
+                "model": bundle.name,
+                "formats": list(options.formats),
+                "outputs": [path.name for path in report.outputs],
+                "tiles": len(wanted),
+            },
+            indent=2,
+        ),
+    )
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _write_failures(folder: Path, report: SlideReport) -> Path:
+    """``failed.json``: which tiles failed and why (our own status file, replaced freely)."""
+    record = {
+        "slide": str(report.slide),
+        "model": report.model,
+        "bundle_hash": report.bundle_hash,
+        "tiles_wanted": report.tiles_wanted,
+        "failed": [
+            {"index": f.index, "x": f.x, "y": f.y, "width": f.width, "height": f.height,
+             "reason": f.reason}
+            for f in report.failures
+        ],
+    }
+    return write_text_atomic(folder / FAILED_FILE, json.dumps(record, indent=2))
+
+
+def _write_outputs(
+    session: InferenceSession,
+    slide_path: Path,
+    wanted: np.ndarray,
+    folder: Path,
+    options: PredictOptions,
+    regions: Sequence[Any] | None,
+) -> list[Path]:
+    from omicslens.core.exports import TileTable, write_csv, write_geojson, write_h5ad
+    from omicslens.core.exports import write_ome_zarr
+    from omicslens.core.fingerprint import slide_fingerprint
+
+    bundle = session.bundle
+    done = wanted[session.store.is_done(wanted)]  # never a row for a tile without data
+    table = TileTable(
+        session.grid,
+        done,
+        session.store.get(done),
+        list(bundle.output_names),
+        task=bundle.config.task,
+        slide_id=slide_fingerprint(slide_path),
+        uns={"model": bundle.name, "bundle_hash": bundle.bundle_hash, "slide": str(slide_path)},
+    )
+    written: list[Path] = []
+    if regions is not None:
+        from omicslens.app.regions import region_membership, summarise_regions, write_region_outputs
+
+        summary = summarise_regions(session, list(regions))
+        table.obs["region"] = region_membership(session.grid, done, list(regions))
+        written += write_region_outputs(summary, folder, overwrite=options.force)
+    force = options.force
+    for name in options.formats:
+        target = folder / OUTPUT_FILES[name]
+        if name == "csv":
+            written.append(write_csv(table, target, force))
+        elif name == "geojson":
+            written.append(write_geojson(table, target, force))
+        elif name == "h5ad":
+            written.append(write_h5ad(table, target, force))
+        else:
+            rasters = np.stack([session.store.raster(i) for i in range(len(bundle.output_names))])
+            written.append(
+                write_ome_zarr(rasters, session.grid, list(bundle.output_names), target, force)
+            )
+    return written
+
+
+def error_report(slide_path: str | Path, error: BaseException, predictor: Any = None) -> SlideReport:
+    """A report for a slide that could not be used at all (bad file, outputs in the way)."""
+    bundle = getattr(predictor, "bundle", None)
+    return SlideReport(
+        Path(slide_path),
+        "error",
+        model=getattr(bundle, "name", ""),
+        bundle_hash=getattr(bundle, "bundle_hash", ""),
+        error=str(error),
+    )
+
+
+#: errors that belong to the user's input (reported per slide); anything else is a bug
+INPUT_ERRORS: tuple[type[BaseException], ...] = (OmicsLensError, FileExistsError, FileNotFoundError)
