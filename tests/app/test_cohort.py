@@ -38,7 +38,10 @@ def cohort_slides(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 def _same_outputs(reference: Path, candidate: Path) -> None:
     assert (reference / "tiles.csv").read_bytes() == (candidate / "tiles.csv").read_bytes()
-    ref, got = anndata.read_h5ad(reference / "tiles.h5ad"), anndata.read_h5ad(candidate / "tiles.h5ad")
+    ref, got = (
+        anndata.read_h5ad(reference / "tiles.h5ad"),
+        anndata.read_h5ad(candidate / "tiles.h5ad"),
+    )
     np.testing.assert_array_equal(ref.X, got.X)
     np.testing.assert_array_equal(ref.obsm["spatial"], got.obsm["spatial"])
     assert list(ref.var_names) == list(got.var_names)

@@ -64,7 +64,9 @@ def test_transient_failures_are_retried_then_done(
     from omicslens.core import open_slide
 
     with open_slide(he_slide) as slide:
-        tissue = np.flatnonzero(InferenceSession.open(slide, level0_bundle, cache=False).tissue_tiles)
+        tissue = np.flatnonzero(
+            InferenceSession.open(slide, level0_bundle, cache=False).tissue_tiles
+        )
     flaky = {int(tissue[3]), int(tissue[len(tissue) // 2]), int(tissue[-1])}
     real_read = InferenceSession.read_patch
     attempts: list[int] = []

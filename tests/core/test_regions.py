@@ -75,7 +75,19 @@ def test_qupath_export_with_detections_and_multipolygons(tmp_path: Path) -> None
     ]
     (tmp_path / "q.geojson").write_text(json.dumps(features))
     regions = read_regions(tmp_path / "q.geojson")
-    assert [r.name for r in regions] == ["islands (1)", "islands (2)"]
+    # a MultiPolygon stays one region, with its own id; both parts count
+    assert [(r.name, r.id) for r in regions] == [("islands", "x")]
+    assert regions[0].area_px() == pytest.approx(2 * 50.0)
+    assert regions[0].contains(np.array([8, 28, 15]), np.array([2, 22, 15])).tolist() == [
+        True,
+        True,
+        False,
+    ]
+    grid = TileGrid(width=40, height=40, mpp_x=0.5, mpp_y=0.5, patch_px=5, spacing_um=1.0)
+    np.testing.assert_array_equal(
+        tiles_in_region(grid, regions[0]),
+        np.flatnonzero(regions[0].contains(*grid.centres(np.arange(grid.size)).T)),
+    )
     (tmp_path / "bad.geojson").write_text("{not json")
     with pytest.raises(RegionFileError, match=r"bad\.geojson"):
         read_regions(tmp_path / "bad.geojson")
@@ -91,6 +103,52 @@ def test_point_in_polygon_and_area() -> None:
     assert square.area_px() == pytest.approx(100.0)
     triangle = Region("t", np.array([[0, 0], [10, 0], [0, 10]], float))
     assert triangle.contains(np.array([2, 8]), np.array([2, 8])).tolist() == [True, False]
+
+
+def _even_odd(vertices: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The old hand-written crossing test, as a reference."""
+    inside = np.zeros(x.shape, dtype=bool)
+    vx, vy = vertices[:, 0], vertices[:, 1]
+    for i in range(len(vx)):
+        x1, y1, x2, y2 = vx[i - 1], vy[i - 1], vx[i], vy[i]
+        crosses = (y1 > y) != (y2 > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            at = (x2 - x1) * (y - y1) / (y2 - y1) + x1
+        inside ^= crosses & (x < at)
+    return inside
+
+
+def test_shapely_contains_matches_the_crossing_test_on_a_big_region() -> None:
+    t = np.linspace(0, 2 * np.pi, 5000, endpoint=False)
+    r = 1 + 0.3 * np.sin(7 * t)
+    vertices = np.stack([1000 + 900 * r * np.cos(t), 1000 + 900 * r * np.sin(t)], 1)
+    region = Region("star", vertices)
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(-200, 2200, (2, 20_000))
+    np.testing.assert_array_equal(region.contains(x, y), _even_odd(vertices, x, y))
+    x_, y_ = vertices[:, 0], vertices[:, 1]
+    shoelace = abs(np.dot(x_, np.roll(y_, -1)) - np.dot(y_, np.roll(x_, -1))) / 2
+    assert region.area_px() == pytest.approx(shoelace)
+    inside = tiles_in_region(GRID, region)
+    centres = GRID.centres(np.arange(GRID.size))
+    np.testing.assert_array_equal(
+        inside, np.flatnonzero(_even_odd(vertices, centres[:, 0], centres[:, 1]))
+    )
+
+
+def test_holes_leave_tiles_out() -> None:
+    from shapely.geometry import Polygon
+
+    outer = [(0, 0), (2000, 0), (2000, 2000), (0, 2000)]
+    hole = [(600, 600), (1400, 600), (1400, 1400), (600, 1400)]
+    ring = Region("ring", np.array(outer, float), geometry=Polygon(outer, [hole]))
+    np.testing.assert_array_equal(ring.vertices, outer)
+    assert ring.area_px() == pytest.approx(2000**2 - 800**2)
+    inside = tiles_in_region(GRID, ring)
+    assert len(inside) == 100 - 16  # the 4 x 4 tiles of the hole are out
+    centres = GRID.centres(inside)
+    in_hole = (centres > 600).all(1) & (centres < 1400).all(1)
+    assert not in_hole.any()
 
 
 def _store() -> tuple[PredictionStore, np.ndarray]:

@@ -38,15 +38,15 @@ def test_region_table_compare_and_round_trip(
     # data coordinates are level-0 pixels, (y, x)
     shapes.add_rectangles(np.array([[300.0, 400.0], [1500.0, 1600.0]]))
     shapes.add_polygons(np.array([[1800.0, 500.0], [2900.0, 500.0], [2900.0, 1700.0]]))
-    widget.refresh()
-    assert widget.table.rowCount() == 2
+    widget.refresh()  # statistics are computed in a worker thread
+    qtbot.waitUntil(lambda: widget.table.rowCount() == 2 and not widget.busy, timeout=30000)
     first = widget.summaries[0]
     assert first.predicted == 0 and first.unpredicted == first.tissue_tiles > 0
 
     # fill the missing tiles, then check the numbers against the store directly
-    widget.predict_missing()
-    qtbot.waitUntil(lambda: live.scheduler.idle, timeout=60000)
-    widget.refresh()
+    widget.predict_missing()  # a job: refreshes the table when its tiles are in
+    qtbot.waitUntil(lambda: widget.predict_job.finished.is_set(), timeout=60000)
+    qtbot.waitUntil(lambda: widget.summaries[0].unpredicted == 0 and not widget.busy, timeout=30000)
     grid, store = live.session.grid, live.session.store
     centres = grid.centres(np.arange(grid.size))
     inside = np.flatnonzero(
@@ -96,6 +96,12 @@ def test_region_table_compare_and_round_trip(
 
     path = widget.export_regions(tmp_path / "regions.geojson")
     back = read_regions(path)
+    # the same measurements `omicslens predict --regions` writes (one code path)
+    from omicslens.app.regions import region_measurements
+
+    expected = region_measurements(widget.report.regions[0], ["ERBB2", "CD74", "MKI67"])
+    assert set(back[0].measurements) == set(expected)
+    assert back[0].measurements["Mean CD74"] == pytest.approx(expected["Mean CD74"], rel=1e-6)
     assert [r.shape_type for r in back] == ["rectangle", "polygon"]
     np.testing.assert_allclose(back[1].vertices, [[500, 1800], [500, 2900], [1700, 2900]])
     other = RegionsWidget(viewer)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from napari.qt.threading import thread_worker
-from napari.utils import progress
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -30,10 +29,12 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from omicslens._napari.jobs import JobHandle, start_job
 from omicslens._napari.layers import fill_slide_layer_combo, slide_of
 from omicslens._napari.live_inference import LiveInference
 from omicslens._napari.measured_panel import MeasuredPanel
 from omicslens._napari.similarity_panel import SimilarityPanel
+from omicslens._napari.state import viewer_state
 from omicslens.core.genesets import OutputCombination, available_gene_sets, single_output
 from omicslens.core.samples import bundled_tile_models
 
@@ -78,11 +79,13 @@ class InferenceWidget(QWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
+        self.state = viewer_state(napari_viewer)
         self.live: LiveInference | None = None
         #: Output (gene or set label) to select once a model is loaded (``view --output``).
         self.initial_output: str | None = None
-        self._progress: Any = None
         self._worker: Any = None
+        self.whole_slide_job: JobHandle | None = None
+        self.view_job: JobHandle | None = None
 
         self.layer_combo = QComboBox()
         self.model_combo = QComboBox()
@@ -184,8 +187,16 @@ class InferenceWidget(QWidget):
         self.high_spin.valueChanged.connect(self._contrast_changed)
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
+        self.state.events.live.connect(self._live_changed)
         self._set_running(False)
         self._refresh_layers()
+
+    def _live_changed(self, live: Any) -> None:
+        """The shared prediction changed; None when its slide layer was removed."""
+        if live is None and self.live is not None:
+            self.live = None
+            self._set_running(False)
+            self.status.setText("The slide layer was removed: its prediction was stopped.")
 
     # -- choices -------------------------------------------------------------------------
     def _refresh_layers(self, event: Any = None) -> None:
@@ -237,13 +248,18 @@ class InferenceWidget(QWidget):
             layer,
             session,
             raster,
-            follow_view=self.follow_check.isChecked(),
+            follow_view=False,
             colormap=self.colormap_combo.currentText(),
             opacity=self.opacity_slider.value() / 100,
         )
         self.live.stats_changed.connect(self._show_stats)
         self.live.error.connect(lambda message: self.status.setText(f"Problem: {message}"))
-        self.live.progress.connect(self._show_progress)
+        self.state.live = self.live
+        self.state.output = self.live.output
+        self.view_job = start_job(
+            self.state, self.live.follow_view_progress(), "tiles in view", owner=self.live
+        )
+        self.live.set_follow_view(self.follow_check.isChecked())
         self._fill_outputs(session)
         self._set_running(True)
         self.measured.session_changed()
@@ -350,6 +366,7 @@ class InferenceWidget(QWidget):
         if live is not self.live:
             return  # the model changed meanwhile
         live.set_output(choice, raster)
+        self.state.output = choice
         self.measured.output_changed(choice)
 
     @property
@@ -361,31 +378,43 @@ class InferenceWidget(QWidget):
         if self.live is not None:
             self.live.set_follow_view(checked)
 
-    def predict_whole_slide(self) -> None:
-        if self.live is None:
-            return
-        remaining = self.live.predict_whole_slide()
-        if remaining:
-            self._progress = progress(total=remaining, desc="OmicsLens: whole slide")
-        self.status.setText(f"Whole slide: {remaining} tiles to predict.")
+    def predict_whole_slide(self) -> JobHandle | None:
+        """Every tissue tile, behind the view, as a job with a progress bar."""
+        from omicslens.app.predict import track_tiles
+
+        live = self.live
+        if live is None:
+            return None
+        tiles = live.whole_slide_tiles()
+        self.whole_slide_job = start_job(
+            self.state,
+            track_tiles(live.session, live.scheduler, tiles),
+            "whole slide",
+            on_done=self._whole_slide_done,
+            on_error=lambda error: self.status.setText(f"Whole slide stopped: {error}"),
+            owner=live,
+        )
+        self.status.setText(f"Whole slide: {len(tiles)} tissue tiles.")
+        return self.whole_slide_job
+
+    def _whole_slide_done(self, run: Any) -> None:
+        self.status.setText(
+            f"Whole slide: {run.predicted} tiles predicted, {run.cached} were cached"
+            + (
+                f", {len(run.failures)} failed ({run.failures[0].describe()})"
+                if run.failures
+                else ""
+            )
+            + "."
+        )
 
     def cancel(self) -> None:
+        for job in self.state.jobs():
+            if job.owner is self.live and job.owner is not None and job is not self.view_job:
+                job.cancel()
         if self.live is not None:
             self.live.cancel()
-        self._close_progress()
         self.status.setText("Cancelled.")
-
-    def _show_progress(self, done: int, total: int) -> None:
-        if self._progress is not None:
-            self._progress.n = done
-            self._progress.refresh()
-            if done >= total:
-                self._close_progress()
-
-    def _close_progress(self) -> None:
-        if self._progress is not None:
-            self._progress.close()
-            self._progress = None
 
     def _show_stats(self, stats: Any) -> None:
         self.status.setText(
@@ -459,10 +488,13 @@ class InferenceWidget(QWidget):
             widget.setEnabled(running)
 
     def close_live(self) -> None:
+        """Stop the running prediction (its overlay stays)."""
         if self.live is not None:
-            self.live.close()
+            if self.state.live is self.live:
+                self.state.stop_live()
+            else:
+                self.live.close()
             self.live = None
-        self._close_progress()
         self._set_running(False)
 
     def closeEvent(self, event: Any) -> None:

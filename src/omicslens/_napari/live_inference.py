@@ -11,14 +11,17 @@ Binds an :class:`~omicslens.models.session.InferenceSession` to a napari viewer:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Generator
 from typing import Any
 
 import numpy as np
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from omicslens._napari.overlay import PredictionOverlay
+from omicslens.app.progress import Progress
 from omicslens.core.genesets import OutputCombination, single_output
 from omicslens.core.scheduler import BatchResult, SchedulerStats
 from omicslens.models.session import InferenceSession
@@ -48,7 +51,6 @@ class LiveInference(QObject):
 
     stats_changed = Signal(object)  # SchedulerStats, on the main thread
     error = Signal(str)
-    progress = Signal(int, int)  # whole-slide: done, total
 
     def __init__(
         self,
@@ -80,9 +82,8 @@ class LiveInference(QObject):
         self._pending: list[BatchResult] = []
         self._errors: list[str] = []
         self._lock = threading.Lock()
-        self._whole_slide_total = 0
-        self._whole_slide_start = 0
         self._stale = False  # tiles written to the layer but not drawn yet
+        self.view_tiles = np.empty(0, dtype=np.int64)  # what the current view asked for
         self.scheduler = session.scheduler(on_result=self._from_worker, on_error=self._worker_error)
         self._drain_timer = QTimer(self)
         self._drain_timer.setInterval(DRAIN_MS)
@@ -132,20 +133,32 @@ class LiveInference(QObject):
 
     def update_view(self) -> int:
         """Plan the tiles on screen now (also called by the camera debounce)."""
-        return self.scheduler.request_view(*visible_rect(self.viewer, self.slide_layer))
+        x0, y0, x1, y1 = visible_rect(self.viewer, self.slide_layer)
+        self.view_tiles = self.scheduler.wanted(self.session.grid.tiles_in_rect(x0, y0, x1, y1))
+        return self.scheduler.request_view(x0, y0, x1, y1)
 
-    def predict_whole_slide(self) -> int:
-        """Queue every tissue tile; returns how many are left to predict."""
-        self.scheduler.request_all()
-        remaining = self.scheduler.stats().queued
-        self._whole_slide_start = self.scheduler.stats().done
-        self._whole_slide_total = remaining
-        if self.follow_view:
-            self.update_view()
-        return remaining
+    def follow_view_progress(self, poll_seconds: float = 0.25) -> Generator[Progress, None, None]:
+        """A job that never ends by itself: progress of the tiles the current view asked
+        for (one activity bar for the whole session rather than one per camera move)."""
+        while True:
+            tiles = self.view_tiles
+            done = int(self.session.store.is_done(tiles).sum()) if len(tiles) else 0
+            yield Progress("tiles in view", done, len(tiles))
+            time.sleep(poll_seconds)
+
+    def whole_slide_tiles(self) -> np.ndarray:
+        """Tissue tiles of the slide, queued behind the view; returns them (for a job)."""
+        tiles = np.flatnonzero(self.session.tissue_tiles.ravel()).astype(np.int64)
+        self.scheduler.request_background(tiles)
+        return tiles
+
+    def request_tiles(self, tiles: np.ndarray) -> np.ndarray:
+        """Queue ``tiles`` (a region's) behind the view; returns those still to predict."""
+        tiles = np.asarray(tiles, dtype=np.int64)
+        self.scheduler.request_background(tiles)
+        return self.scheduler.wanted(tiles)
 
     def cancel(self) -> None:
-        self._whole_slide_total = 0
         self.scheduler.cancel()
 
     def drain(self) -> int:
@@ -165,14 +178,8 @@ class LiveInference(QObject):
             applied = len(indices)
         for message in errors[:3]:
             self.error.emit(message)
-        stats = self.scheduler.stats()
         if pending or errors:
-            self.stats_changed.emit(stats)
-        if self._whole_slide_total:
-            done = min(stats.done - self._whole_slide_start, self._whole_slide_total)
-            self.progress.emit(done, self._whole_slide_total)
-            if stats.queued == 0:
-                self._whole_slide_total = 0
+            self.stats_changed.emit(self.scheduler.stats())
         return applied
 
     def set_output(self, output: OutputCombination, raster: np.ndarray) -> None:
@@ -185,14 +192,23 @@ class LiveInference(QObject):
     def stats(self) -> SchedulerStats:
         return self.scheduler.stats()
 
-    def close(self) -> None:
-        """Stop timers and threads; the overlay layer stays (predictions are kept)."""
-        self.set_follow_view(False)
+    def close(self) -> threading.Thread:
+        """Stop timers and threads; the overlay layer stays (predictions are kept).
+
+        Returns the thread that joins the scheduler and flushes the store (I/O, so not on
+        the main thread); join it to know every thread of this prediction has ended.
+        """
+        stopper = getattr(self, "_stopper", None)
+        if stopper is not None:
+            return stopper  # type: ignore[no-any-return]
+        with contextlib.suppress(RuntimeError, AttributeError):  # viewer being torn down
+            self.set_follow_view(False)
         self._drain_timer.stop()
         self._debounce.stop()
         stop = threading.Thread(target=self.scheduler.stop, name="omicslens-stop", daemon=True)
-        stop.start()  # joining threads and flushing the store is I/O: not on the main thread
+        stop.start()
         self._stopper = stop
+        return stop
 
     def wait_closed(self, timeout: float = 10.0) -> None:
         stopper = getattr(self, "_stopper", None)

@@ -11,10 +11,10 @@ a predictor of its own (the live one belongs to the scheduler's worker thread).
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from napari.qt.threading import thread_worker
 from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
@@ -27,6 +27,8 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
 )
 
+from omicslens._napari.jobs import start_job
+from omicslens.app.progress import Progress
 from omicslens.core.errors import OmicsLensError
 from omicslens.core.genesets import OutputCombination
 from omicslens.core.measured import MeasuredExpression, load_measured, pearson_per_column
@@ -35,23 +37,26 @@ if TYPE_CHECKING:
     from omicslens._napari.inference_widget import InferenceWidget
 
 
-def _compare(
+def _comparison_job(
     slide: Any, bundle: Any, device: Any, path: str, section: str | None, scale: float
-) -> tuple[Any, Any, Any]:
-    """Worker: (measured, predictions at spots (spots, outputs), error)."""
-    from omicslens.models.expression.evaluate import predict_at_spots
+) -> Generator[Progress, None, Any]:
+    """Worker: load the measured data, then the app's comparison job (progress per batch).
+
+    A problem with the user's input comes back as the error itself (shown in the panel).
+    """
+    from omicslens.app.measured import compare_with_measured
     from omicslens.models.predictor import Predictor
 
     try:
+        yield Progress("loading", 0, 1, message=str(path))
         measured = load_measured(path, section=section or None)
         if scale != 1.0:
             measured.x = measured.x * scale
             measured.y = measured.y * scale
-        predictor = Predictor(bundle, device=device)
-        predicted = predict_at_spots(slide, measured, predictor)
+        predictor = Predictor(bundle, device=device)  # the live one belongs to the scheduler
+        return (yield from compare_with_measured(slide, measured, predictor))
     except OmicsLensError as error:
-        return None, None, error
-    return measured, predicted, None
+        return error
 
 
 class MeasuredPanel(QGroupBox):
@@ -120,25 +125,34 @@ class MeasuredPanel(QGroupBox):
         session = live.session
         self.result.setText("Predicting at the measured spots…")
         self.load_button.setEnabled(False)
-        worker = thread_worker(_compare, start_thread=False)(
-            session.slide,
-            session.bundle,
-            session.predictor.device,
-            path,
-            self.section_edit.text().strip(),
-            self.scale_spin.value(),
+        self._worker = start_job(
+            self.owner.state,
+            _comparison_job(
+                session.slide,
+                session.bundle,
+                session.predictor.device,
+                path,
+                self.section_edit.text().strip(),
+                self.scale_spin.value(),
+            ),
+            "measured spots",
+            on_done=lambda result: self._loaded(live, result),
+            on_error=self._failed,
+            owner=live,
         )
-        worker.returned.connect(lambda result: self._loaded(live, *result))
-        self._worker = worker
-        worker.start()
 
-    def _loaded(self, live: Any, measured: Any, predicted: Any, error: Any) -> None:
+    def _failed(self, error: BaseException) -> None:
         self.load_button.setEnabled(True)
-        if error is not None:
-            self.result.setText(f"Could not compare: {error}")
+        self.result.setText(f"Could not compare: {error}")
+
+    def _loaded(self, live: Any, result: Any) -> None:
+        self.load_button.setEnabled(True)
+        if isinstance(result, BaseException):
+            self._failed(result)
             return
         if live is not self.owner.live:
             return
+        measured, predicted = result.measured, result.predicted
         names = list(live.session.bundle.output_names)
         self.measured, self.predicted = measured, predicted
         index = measured.gene_index(names)

@@ -32,15 +32,17 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from omicslens.core.region_stats import (
-    Comparison,
-    RegionSummary,
-    compare,
-    rest_of_tissue,
-    summarise,
-    tiles_in_region,
-    top_outputs,
+from omicslens._napari.jobs import JobHandle, start_job
+from omicslens._napari.layers import slide_of
+from omicslens._napari.state import viewer_state
+from omicslens.app.regions import (
+    RegionReport,
+    compare_regions,
+    regions_for_export,
+    summarise_regions,
+    tissue_tiles_in,
 )
+from omicslens.core.region_stats import Comparison, RegionSummary, top_outputs
 from omicslens.core.regions import Region, read_regions, write_regions
 
 if TYPE_CHECKING:
@@ -61,29 +63,6 @@ COLUMNS = [
     "gene sets",
     "cells",
 ]
-
-
-def _from_docks(viewer: Any, attribute: str) -> Any:
-    """The first docked widget's non-None ``attribute`` (None once the window is gone)."""
-    try:
-        docks = list(viewer.window.dock_widgets.values())
-    except (RuntimeError, AttributeError):  # the Qt window was closed
-        return None
-    for widget in docks:
-        value = getattr(widget, attribute, None)
-        if value is not None:
-            return value
-    return None
-
-
-def _live(viewer: Any) -> Any:
-    """The running prediction of the Predict dock, if any."""
-    return _from_docks(viewer, "live")
-
-
-def _smear(viewer: Any) -> Any:
-    """The Blood smear dock's analysis, if any (for cell counts per region)."""
-    return _from_docks(viewer, "analysis")
 
 
 def cell_counts(analysis: Any, region: Region) -> dict[str, int]:
@@ -114,9 +93,14 @@ class RegionsWidget(QWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
+        self.state = viewer_state(napari_viewer)
         self.shapes: Any = None
         self._autosave: Path | None = None
         self.summaries: list[RegionSummary] = []
+        self.report: RegionReport | None = None
+        self.busy = False  # statistics being computed in a worker thread
+        self._again = False  # regions changed while busy: compute once more
+        self.predict_job: JobHandle | None = None
         self.comparison: Comparison | None = None
         self.new_button = QPushButton("New regions layer")
         self.import_button = QPushButton("Import GeoJSON…")
@@ -141,7 +125,9 @@ class RegionsWidget(QWidget):
         self.figure = Figure(figsize=(4, 2.4), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(180)
-        self.status = QLabel("Load a model in the Predict dock, then draw regions.")
+        self.status = QLabel(
+            "Draw or import regions; load a model in the Predict dock for their statistics."
+        )
         self.status.setWordWrap(True)
         for table in (self.table, self.compare_table):
             QShortcut(QKeySequence.Copy, table, activated=lambda t=table: self.copy(t))
@@ -177,25 +163,37 @@ class RegionsWidget(QWidget):
         self.crop_button.clicked.connect(self._crop_dialog)
         self.compare_button.clicked.connect(self.run_comparison)
         self.plot_combo.currentTextChanged.connect(lambda _text: self.plot())
+        # the table and plot follow the Predict dock's model and shown output
+        self.state.events.live.connect(lambda _live: self._debounce.start())
+        self.state.events.output.connect(lambda _output: self._debounce.start())
 
     # -- regions <-> shapes -----------------------------------------------------------------
+    def _slide_layer(self) -> Any:
+        """The slide the regions belong to: the predicted one, else the first slide layer."""
+        live = self.state.live
+        if live is not None:
+            return live.slide_layer
+        return next((layer for layer in self.viewer.layers if slide_of(layer) is not None), None)
+
     def new_layer(self) -> Any:
-        live = _live(self.viewer)
-        if live is None:
-            self.status.setText("Load a model in the Predict dock first.")
+        layer = self._slide_layer()
+        if layer is None:
+            self.status.setText("Open a slide first.")
             return None
+        slide = slide_of(layer)
         self.shapes = self.viewer.add_shapes(
             name="regions",
-            scale=tuple(live.slide_layer.scale[-2:]),
+            scale=tuple(layer.scale[-2:]),
             units=("um", "um"),
             edge_color="cyan",
             face_color=[0, 1, 1, 0.1],
         )
         # napari draws shape edges in data units (level-0 pixels); ~0.7 % of the slide
         # width keeps them visible when the whole slide is on screen
-        self.shapes.current_edge_width = max(2.0, live.session.grid.width / 150)
+        width = slide.dimensions[0] if slide is not None else 1000
+        self.shapes.current_edge_width = max(2.0, width / 150)
         self.shapes.events.data.connect(lambda event=None: self._debounce.start())
-        self._autosave = self._autosave_path(live)
+        self._autosave = self._autosave_path(slide)
         if self._autosave is not None and self._autosave.exists():
             restored = read_regions(self._autosave)
             self._add_regions(restored)
@@ -203,11 +201,11 @@ class RegionsWidget(QWidget):
         return self.shapes
 
     @staticmethod
-    def _autosave_path(live: Any) -> Path | None:
+    def _autosave_path(slide: Any) -> Path | None:
         from omicslens.core.regions import autosave_path
         from omicslens.core.settings import config_dir
 
-        slide_path = getattr(live.session.slide, "path", None)
+        slide_path = getattr(slide, "path", None)
         return autosave_path(slide_path, config_dir()) if slide_path else None
 
     def _save(self) -> None:
@@ -254,12 +252,12 @@ class RegionsWidget(QWidget):
         layer.features = {"name": [*names, *[r.name for r in regions]]}
 
     def export_regions(self, path: str | Path, overwrite: bool = False) -> Path:
+        """QuPath GeoJSON with the same measurements ``omicslens predict --regions`` writes."""
         regions = self.regions()
-        for region, summary in zip(regions, self.summaries, strict=False):
-            region.measurements = {
-                "Area mm^2": summary.area_mm2,
-                "Predicted tiles": summary.predicted,
-            }
+        if self.report is not None and len(self.report.regions) == len(regions):
+            for region, stats in zip(regions, self.report.regions, strict=True):
+                stats.region = region  # the layer's current geometry and names
+            regions = regions_for_export(self.report)
         return write_regions(regions, path, overwrite=overwrite)
 
     def _import_dialog(self) -> None:
@@ -281,24 +279,55 @@ class RegionsWidget(QWidget):
 
     # -- statistics -------------------------------------------------------------------------
     def refresh(self) -> None:
-        live = _live(self.viewer)
+        """Recompute the statistics in a worker thread (geometry over the grid, store reads)."""
+        from napari.qt.threading import thread_worker
+
+        live = self.state.live
         regions = self.regions()
+        self.state.regions = regions
         self._save()
         if live is None or not regions:
+            if not regions:
+                self.report, self.summaries = None, []
+                self.table.setRowCount(0)
+                self.plot()
             return
+        if self.busy:
+            self._again = True
+            return
+        self.busy = True
+        worker = thread_worker(summarise_regions, start_thread=False)(live.session, regions)
+        worker.returned.connect(lambda report: self._show_report(live, report))
+        worker.errored.connect(self._refresh_failed)
+        self._worker = worker
+        worker.start()
+
+    def _refresh_failed(self, error: BaseException) -> None:
+        self.busy = False
+        self.status.setText(f"Could not compute the region statistics: {error}")
+
+    def _show_report(self, live: Any, report: RegionReport) -> None:
+        self.busy = False
+        if self._again:
+            self._again = False
+            self.refresh()
+            return
+        if live is not self.state.live:
+            return  # the model changed meanwhile
+        self.report = report
+        self.summaries = [r.summary for r in report.regions]
         session = live.session
-        self.summaries = [summarise(r, session.store, session.tissue_tiles) for r in regions]
-        names = list(session.bundle.output_names)
+        names = report.output_names
         shown = live.output
         from omicslens.core.genesets import available_gene_sets
 
         gene_sets = available_gene_sets(names, session.bundle.config.outputs)
-        smear = _smear(self.viewer)
-        values = self._region_values(live, regions)
+        smear = self.state.smear
         self.table.setSortingEnabled(False)
-        self.table.setRowCount(len(regions))
-        for row, s in enumerate(self.summaries):
-            shown_values = shown.apply(values[row]) if s.predicted else np.empty(0)
+        self.table.setRowCount(len(report.regions))
+        for row, stats in enumerate(report.regions):
+            s = stats.summary
+            shown_values = shown.apply(stats.values) if s.predicted else np.empty(0)
             mean = float(shown_values.mean()) if s.predicted else float("nan")
             median = float(np.median(shown_values)) if s.predicted else float("nan")
             sd = float(shown_values.std(ddof=1)) if s.predicted > 1 else float("nan")
@@ -309,7 +338,7 @@ class RegionsWidget(QWidget):
                     f"{g.label.split(' [')[0]} {float(g.apply(s.mean[None])[0]):.2f}"
                     for g in gene_sets
                 )
-            counts = cell_counts(smear, regions[row])
+            counts = cell_counts(smear, stats.region)
             total = sum(counts.values())
             cell_text = ", ".join(
                 f"{k} {v} ({100 * v / total:.0f}%)" for k, v in sorted(counts.items())
@@ -338,38 +367,26 @@ class RegionsWidget(QWidget):
             combo.addItems([*choices, *extra])
             if current:
                 combo.setCurrentText(current)
+        if self.b_combo.currentText() == self.a_combo.currentText():
+            self.b_combo.setCurrentText(REST)  # never a region against itself by default
         self.plot()
-        missing = sum(s.unpredicted for s in self.summaries)
+        missing = report.unpredicted()
         self.status.setText(
-            f"{len(regions)} regions; {missing} tissue tiles in them not predicted yet"
+            f"{len(report.regions)} regions; {missing} tissue tiles in them not predicted yet"
             + (" (press Predict to fill them)." if missing else ".")
             + f" Mean column: {shown.label}."
         )
 
-    @staticmethod
-    def _region_values(live: Any, regions: list[Region]) -> list[np.ndarray]:
-        """Per region, all outputs (tiles, outputs) of its predicted tissue tiles."""
-        session = live.session
-        tissue = session.tissue_tiles.ravel()
-        out = []
-        for region in regions:
-            inside = tiles_in_region(session.grid, region)
-            inside = inside[tissue[inside]]
-            out.append(session.store.get(inside[session.store.is_done(inside)]))
-        return out
-
     def plot_values(self) -> dict[str, np.ndarray]:
         """Per region, the shown output over its predicted tissue tiles (what is plotted)."""
-        live = _live(self.viewer)
-        if live is None:
+        live = self.state.live
+        if live is None or self.report is None:
             return {}
-        regions = self.regions()
-        values = self._region_values(live, regions)
-        return {r.name: live.output.apply(v) for r, v in zip(regions, values, strict=True)}
+        return {r.region.name: live.output.apply(r.values) for r in self.report.regions}
 
     def plot(self) -> None:
         """Box plot, histogram or bar chart of the shown output per region."""
-        live = _live(self.viewer)
+        live = self.state.live
         self.figure.clear()
         data = {k: v for k, v in self.plot_values().items() if len(v)}
         if live is None or not data:
@@ -393,34 +410,33 @@ class RegionsWidget(QWidget):
         self.canvas.draw_idle()
 
     def predict_missing(self) -> int:
-        live = _live(self.viewer)
+        """Queue the regions' unpredicted tissue tiles behind the view, as a job."""
+        from omicslens.app.predict import track_tiles
+
+        live = self.state.live
         if live is None:
+            self.status.setText("Load a model in the Predict dock first.")
             return 0
-        tiles = [tiles_in_region(live.session.grid, r) for r in self.regions()]
+        tiles = [tissue_tiles_in(live.session, r) for r in self.regions()]
         wanted = np.unique(np.concatenate(tiles)) if tiles else np.empty(0, np.int64)
-        live.scheduler.request_tiles(wanted)
-        return len(live.scheduler.wanted(wanted))
+        missing = live.request_tiles(wanted)
+        self.predict_job = start_job(
+            self.state,
+            track_tiles(live.session, live.scheduler, missing),
+            "region tiles",
+            on_done=lambda run: self.refresh(),
+            owner=live,
+        )
+        return len(missing)
 
     def run_comparison(self) -> Comparison | None:
-        live = _live(self.viewer)
+        live = self.state.live
         regions = {r.name: r for r in self.regions()}
         a_name, b_name = self.a_combo.currentText(), self.b_combo.currentText()
         if live is None or a_name not in regions:
             return None
-        session = live.session
-        tissue = session.tissue_tiles.ravel()
-
-        def on_tissue(region: Region) -> np.ndarray:
-            inside = tiles_in_region(session.grid, region)
-            return inside[tissue[inside]]
-
-        a = on_tissue(regions[a_name])
-        b = (
-            rest_of_tissue(session.grid, session.tissue_tiles, a)
-            if b_name == REST
-            else on_tissue(regions[b_name])
-        )
-        result = compare(session.store, a, b)
+        other = None if b_name == REST else regions.get(b_name)
+        result = compare_regions(live.session, regions[a_name], other)
         self.comparison = result
         self.compare_table.setSortingEnabled(False)
         self.compare_table.setRowCount(len(result.outputs))
@@ -444,7 +460,7 @@ class RegionsWidget(QWidget):
 
         from omicslens.core.exports.crop import write_region_ome_tiff
 
-        live = _live(self.viewer)
+        live = self.state.live
         region = {r.name: r for r in self.regions()}[name]
         session = live.session
         outputs = list(range(len(session.bundle.output_names)))
@@ -458,7 +474,7 @@ class RegionsWidget(QWidget):
 
     def _crop_dialog(self) -> None:
         rows = sorted({i.row() for i in self.table.selectedIndexes()})
-        if not rows or _live(self.viewer) is None:
+        if not rows or self.state.live is None:
             self.status.setText("Select a region in the table first.")
             return
         name = self.table.item(rows[0], 0).text()

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from napari.qt.threading import thread_worker
 from qtpy.QtCore import QSize, Qt
 from qtpy.QtGui import QIcon, QImage, QPixmap
 from qtpy.QtWidgets import (
@@ -34,7 +33,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from omicslens._napari.jobs import JobHandle, start_job
 from omicslens._napari.layers import fill_slide_layer_combo, slide_of
+from omicslens._napari.state import viewer_state
+from omicslens.app.smear import export_smear, similar_patient_text, smear_job
 
 if TYPE_CHECKING:
     import napari
@@ -50,32 +52,14 @@ NO_GENETIC_MODEL = (
 )
 
 
-def _analyse(path: str, mpp: float | None, genetic: str | None) -> tuple[Any, list[np.ndarray]]:
-    """Worker: the smear analysis and one square crop per cell for the gallery."""
-    from PIL import Image
-
-    from omicslens.core import open_slide
-    from omicslens.hemato.smear import analyse_smear
-
-    analysis = analyse_smear(path, mpp=mpp, genetic=genetic or None)
-    crops = []
-    with open_slide(path, mpp=analysis.mpp) as slide:
-        for cell in analysis.cells:
-            x0, y0, x1, y1 = cell.box
-            side = int(max(x1 - x0, y1 - y0) * 1.2) + 2
-            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-            region = slide.read_region(int(cx - side / 2), int(cy - side / 2), side, side)
-            image = Image.fromarray(np.ascontiguousarray(region[..., :3]))
-            crops.append(np.asarray(image.resize((ICON_PX, ICON_PX))))
-    return analysis, crops
-
-
 class SmearWidget(QWidget):
     """Find, type and review the white cells of a smear image layer."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
+        self.state = viewer_state(napari_viewer)
+        self.job: JobHandle | None = None
         self.analysis: SmearAnalysis | None = None
         self.crops: list[np.ndarray] = []
         self.points: Any = None
@@ -161,13 +145,19 @@ class SmearWidget(QWidget):
         # the file's own resolution is re-read (and reported) by the pipeline; a value the
         # user typed when the file had none is passed on as given
         given = slide.mpp if slide.resolution.source == "given by the user" else None
-        worker = thread_worker(_analyse, start_thread=False)(
-            str(slide.path), given, self.genetic_edit.text().strip()
+        self.job = start_job(
+            self.state,
+            smear_job(
+                str(slide.path),
+                mpp=given,
+                genetic=self.genetic_edit.text().strip() or None,
+                crop_px=ICON_PX,
+            ),
+            "blood smear",
+            on_done=lambda report: self._show(report.analysis, report.crops),
+            on_error=self._failed,
+            owner=self,
         )
-        worker.returned.connect(lambda result: self._show(*result))
-        worker.errored.connect(self._failed)
-        self._worker = worker
-        worker.start()
 
     def _failed(self, error: BaseException) -> None:
         self.run_button.setEnabled(True)
@@ -176,6 +166,7 @@ class SmearWidget(QWidget):
     def _show(self, analysis: SmearAnalysis, crops: list[np.ndarray]) -> None:
         self.run_button.setEnabled(True)
         self.analysis, self.crops = analysis, crops
+        self.state.smear = analysis
         self.class_combo.clear()
         self.class_combo.addItems([*analysis.types.class_names, "Unknown"])
         self.colour_combo.blockSignals(True)
@@ -310,8 +301,7 @@ class SmearWidget(QWidget):
         top = np.argsort(-scores.attention)[:5]
         ids = [self.analysis.cells[int(i)].id for i in top]
         similar = ", ".join(
-            f"{p.get('id', '?')} ({p.get('label', '?')})"
-            for p in self.analysis.similar_patients[:5]
+            similar_patient_text(patient) for patient in self.analysis.similar_patients[:5]
         )
         self.patient.setText(
             f"{self.analysis.genetic_model} (research use, not for diagnosis): "
@@ -351,10 +341,8 @@ class SmearWidget(QWidget):
             self.correct(ids, self.class_combo.currentText())
 
     def export(self, folder: str | Path, force: bool = False) -> list[Path]:
-        from omicslens.hemato.smear import write_smear_outputs
-
         assert self.analysis is not None
-        return write_smear_outputs(self.analysis, folder, force=force)
+        return export_smear(self.analysis, folder, force=force)
 
     def _export_dialog(self) -> None:
         if self.analysis is None:

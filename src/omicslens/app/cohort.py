@@ -139,8 +139,14 @@ def _publisher(slide: str) -> Any:
         last[0] = now
         worker.log_event(
             PROGRESS_TOPIC,
-            {"slide": slide, "stage": step.stage, "done": step.done, "total": step.total,
-             "failed": step.failed, "worker": str(worker.name)},
+            {
+                "slide": slide,
+                "stage": step.stage,
+                "done": step.done,
+                "total": step.total,
+                "failed": step.failed,
+                "worker": str(worker.name),
+            },
         )
 
     return publish
@@ -292,7 +298,7 @@ def _collect(future: Any, slide: Path) -> SlideReport:
     except Exception as error:  # a bug in one task, or a task lost with its workers
         report = error_report(slide, error)
         report.error = f"{type(error).__name__}: {error}"
-    return report  # type: ignore[no-any-return]
+    return report
 
 
 COHORT_COLUMNS = [

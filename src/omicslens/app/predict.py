@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ import numpy as np
 from omicslens.app.progress import Progress
 from omicslens.core.atomic import write_text_atomic
 from omicslens.core.errors import OmicsLensError
+from omicslens.core.scheduler import BatchResult, TileScheduler
 from omicslens.models.predictor import Predictor
 from omicslens.models.session import InferenceSession
 
@@ -140,48 +141,89 @@ def predict_tiles(
     skip_background: bool = True,
     poll_seconds: float = 0.25,
     cancel: threading.Event | None = None,
+    on_result: Callable[[BatchResult], None] | None = None,
 ) -> Generator[Progress, None, TileRun]:
-    """Predict ``tiles`` into ``session.store``; yields progress, returns a :class:`TileRun`.
+    """Predict ``tiles`` into ``session.store`` with a scheduler of its own.
 
-    Tiles already in the store count as cached. Closing the generator (a quit napari
-    worker) or setting ``cancel`` stops the work; the threads end either way.
+    Yields progress, returns a :class:`TileRun`. Closing the generator or setting
+    ``cancel`` stops the work; the scheduler's threads end either way. ``on_result``
+    sees every finished batch on the model thread (benchmarks time the first one).
     """
-    tiles = np.asarray(tiles, dtype=np.int64)
-    cached = int(session.store.is_done(tiles).sum()) if len(tiles) else 0
-    started = time.monotonic()
-    scheduler = session.scheduler(readers=readers, skip_background=skip_background)
-    cancelled = False
+    scheduler = session.scheduler(
+        on_result=on_result, readers=readers, skip_background=skip_background
+    )
     try:
-        scheduler.request_tiles(tiles)
-        total = len(tiles)
-        while True:
-            idle = scheduler.wait_idle(timeout=poll_seconds)
-            stats = scheduler.stats()
-            yield Progress(
-                "tiles",
-                cached + stats.done,
-                total,
-                failed=stats.failed,
-                message=f"{stats.tiles_per_second:.1f} tiles/s",
-            )
-            if idle:
-                break
-            if cancel is not None and cancel.is_set():
-                scheduler.cancel()
-                cancelled = True
-                break
+        scheduler.request_tiles(np.asarray(tiles, dtype=np.int64))
+        run = yield from track_tiles(
+            session, scheduler, tiles, poll_seconds=poll_seconds, cancel=cancel
+        )
     finally:
         scheduler.stop()
-    failures = [_failure(session, index, reason) for index, reason in scheduler.failures().items()]
-    failures.sort(key=lambda failure: failure.index)
+    return run
+
+
+def track_tiles(
+    session: InferenceSession,
+    scheduler: TileScheduler,
+    tiles: np.ndarray,
+    *,
+    poll_seconds: float = 0.25,
+    cancel: threading.Event | None = None,
+    cancel_drops_work: bool = True,
+) -> Generator[Progress, None, TileRun]:
+    """Follow ``tiles`` on a running ``scheduler`` (the viewer's own, shared with the view)
+    until each is stored or failed, or the scheduler has nothing left for them.
+
+    ``cancel`` stops following; with ``cancel_drops_work`` it also drops the scheduler's
+    planned work (the view asks again on the next camera move).
+    """
+    tiles = np.asarray(tiles, dtype=np.int64)
+    store = session.store
+    cached = int(store.is_done(tiles).sum()) if len(tiles) else 0
+    started = time.monotonic()
+    total = len(tiles)
+    cancelled = False
+    while True:
+        idle = scheduler.wait_idle(timeout=poll_seconds)
+        done = int(store.is_done(tiles).sum()) if total else 0
+        failed = _failed_among(scheduler, tiles)
+        stats = scheduler.stats()
+        yield Progress(
+            "tiles",
+            done,
+            total,
+            failed=len(failed),
+            message=f"{stats.tiles_per_second:.1f} tiles/s",
+        )
+        if idle or done + len(failed) >= total:
+            break
+        if cancel is not None and cancel.is_set():
+            if cancel_drops_work:
+                scheduler.cancel()
+            cancelled = True
+            break
+    failed = _failed_among(scheduler, tiles)
+    failures = sorted(
+        (_failure(session, index, reason) for index, reason in failed.items()),
+        key=lambda failure: failure.index,
+    )
+    done = int(store.is_done(tiles).sum()) if total else 0
     return TileRun(
-        wanted=len(tiles),
-        predicted=scheduler.stats().done,
+        wanted=total,
+        predicted=done - cached,
         cached=cached,
         failures=failures,
         seconds=time.monotonic() - started,
         cancelled=cancelled,
     )
+
+
+def _failed_among(scheduler: TileScheduler, tiles: np.ndarray) -> dict[int, str]:
+    failures = scheduler.failures()
+    if not failures:
+        return {}
+    wanted = set(tiles.tolist())
+    return {index: reason for index, reason in failures.items() if index in wanted}
 
 
 def _failure(session: InferenceSession, index: int, reason: str) -> TileFailure:
@@ -327,8 +369,14 @@ def _write_failures(folder: Path, report: SlideReport) -> Path:
         "bundle_hash": report.bundle_hash,
         "tiles_wanted": report.tiles_wanted,
         "failed": [
-            {"index": f.index, "x": f.x, "y": f.y, "width": f.width, "height": f.height,
-             "reason": f.reason}
+            {
+                "index": f.index,
+                "x": f.x,
+                "y": f.y,
+                "width": f.width,
+                "height": f.height,
+                "reason": f.reason,
+            }
             for f in report.failures
         ],
     }
@@ -343,8 +391,14 @@ def _write_outputs(
     options: PredictOptions,
     regions: Sequence[Any] | None,
 ) -> list[Path]:
-    from omicslens.core.exports import TileTable, write_csv, write_geojson, write_h5ad
-    from omicslens.core.exports import write_ome_zarr
+    from omicslens.core.exports import (
+        TileTable,
+        write_csv,
+        write_geojson,
+        write_h5ad,
+        write_ome_zarr,
+    )
+    from omicslens.core.exports.tables import slide_overview
     from omicslens.core.fingerprint import slide_fingerprint
 
     bundle = session.bundle
@@ -373,7 +427,18 @@ def _write_outputs(
         elif name == "geojson":
             written.append(write_geojson(table, target, force))
         elif name == "h5ad":
-            written.append(write_h5ad(table, target, force))
+            # the slide image under the tiles, so sc.pl.spatial / squidpy draw over it
+            overview, scale = slide_overview(session.slide)
+            written.append(
+                write_h5ad(
+                    table,
+                    target,
+                    force,
+                    overview=overview,
+                    overview_scale=scale,
+                    library_id=slide_path.name,
+                )
+            )
         else:
             rasters = np.stack([session.store.raster(i) for i in range(len(bundle.output_names))])
             written.append(
@@ -382,7 +447,9 @@ def _write_outputs(
     return written
 
 
-def error_report(slide_path: str | Path, error: BaseException, predictor: Any = None) -> SlideReport:
+def error_report(
+    slide_path: str | Path, error: BaseException, predictor: Any = None
+) -> SlideReport:
     """A report for a slide that could not be used at all (bad file, outputs in the way)."""
     bundle = getattr(predictor, "bundle", None)
     return SlideReport(

@@ -43,6 +43,6 @@ def run_job(job: Job[Report], on_progress: Callable[[Progress], None] | None = N
         try:
             step = next(job)
         except StopIteration as finished:
-            return finished.value  # type: ignore[no-any-return]
+            return finished.value
         if on_progress is not None:
             on_progress(step)

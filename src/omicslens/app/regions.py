@@ -10,15 +10,13 @@ caller runs these functions, which for the viewer is a worker thread.
 from __future__ import annotations
 
 import copy
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
-from omicslens.core.atomic import write_text_atomic
+from omicslens.core.exports.region_table import RegionRow, write_region_table
 from omicslens.core.grid import TileGrid
 from omicslens.core.region_stats import (
     Comparison,
@@ -132,51 +130,43 @@ def regions_for_export(report: RegionReport) -> list[Region]:
     return out
 
 
-def region_table_rows(report: RegionReport) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows of ``regions.csv`` (numbers as numbers; NaN where undefined)."""
-    names = report.output_names
-    header = [
-        "region",
-        "id",
-        "area_mm2",
-        "tiles",
-        "tissue_tiles",
-        "predicted",
-        "unpredicted",
-        "tissue_fraction",
-    ]
-    for name in names:
-        header += [f"mean_{name}", f"median_{name}", f"sd_{name}"]
+def region_rows(report: RegionReport) -> list[RegionRow]:
+    """One ``regions.csv`` row per region: counts, per-output statistics, and the
+    region's own measurements from its input file (as ``input_<name>`` columns)."""
     rows = []
     for stats in report.regions:
         s = stats.summary
-        row: list[Any] = [
-            stats.region.name,
-            stats.region.id,
-            f"{s.area_mm2:.6g}",
-            s.tiles,
-            s.tissue_tiles,
-            s.predicted,
-            s.unpredicted,
-            f"{s.tissue_fraction:.4f}",
-        ]
-        for position in range(len(names)):
-            row += [f"{float(v[position]):.6g}" for v in (s.mean, s.median, s.sd)]
-        rows.append(row)
-    return header, rows
+        rows.append(
+            RegionRow(
+                region=stats.region.name,
+                area_mm2=float(s.area_mm2),
+                tiles=s.tiles,
+                tissue_tiles=s.tissue_tiles,
+                predicted=s.predicted,
+                tissue_fraction=float(s.tissue_fraction),
+                stats={
+                    name: {
+                        "mean": float(s.mean[i]),
+                        "median": float(s.median[i]),
+                        "sd": float(s.sd[i]),
+                    }
+                    for i, name in enumerate(report.output_names)
+                },
+                extra={
+                    "id": stats.region.id,
+                    **{
+                        f"input_{key}": value
+                        for key, value in (stats.region.measurements or {}).items()
+                    },
+                },
+            )
+        )
+    return rows
 
 
 def write_region_csv(report: RegionReport, path: Path, overwrite: bool = False) -> Path:
-    """``regions.csv`` written with the csv module (names with quotes or commas survive)."""
-    target = Path(path)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists; pass --force to replace it")
-    header, rows = region_table_rows(report)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return write_text_atomic(target, buffer.getvalue())
+    """``regions.csv`` (csv module: names with quotes, commas or newlines survive)."""
+    return write_region_table(region_rows(report), path, overwrite=overwrite)
 
 
 def write_region_outputs(report: RegionReport, folder: Path, overwrite: bool = False) -> list[Path]:

@@ -326,7 +326,7 @@ def measure_stall(bench: _Bench, live: LiveInference, seconds: float) -> dict[st
     window = bench.viewer.window._qt_window
     result: dict[str, Any] = {}
     try:
-        live.predict_whole_slide()
+        live.whole_slide_tiles()
         run_loop(1.0)  # let the job reach its steady state
         done0 = live.stats().done
         result["full"] = _tick_gaps(seconds, frames)

@@ -43,6 +43,8 @@ import numpy as np
 import psutil
 import torch
 
+from omicslens.app.predict import predict_tiles
+from omicslens.app.progress import run_job
 from omicslens.bench import io as bench_io
 from omicslens.core import open_slide
 from omicslens.core.atomic import write_text_atomic
@@ -208,7 +210,6 @@ class _Contestants:
             tissue_tiles=mask.reshape(session.grid.shape),
             store=PredictionStore(session.grid, session.bundle.output_names),
         )
-        errors: list[BaseException] = []
         first: list[float] = []
         start = time.perf_counter()
 
@@ -216,20 +217,15 @@ class _Contestants:
             if not first:
                 first.append(time.perf_counter() - start)
 
-        scheduler = run.scheduler(
-            on_result=on_result,
-            on_error=lambda index, error: errors.append(error),
-            readers=self.readers,
+        start = time.perf_counter()
+        outcome = run_job(
+            predict_tiles(run, tiles, readers=self.readers, poll_seconds=0.05, on_result=on_result)
         )
-        try:
-            start = time.perf_counter()
-            scheduler.request_all()
-            if not scheduler.wait_idle(timeout=600):
-                raise RuntimeError("pipeline did not finish within 600 s")
-        finally:
-            scheduler.stop()
-        if errors:
-            raise RuntimeError(f"pipeline failed on {len(errors)} tiles: {errors[0]!r}")
+        if outcome.failures:
+            raise RuntimeError(
+                f"pipeline failed on {len(outcome.failures)} tiles: "
+                f"{outcome.failures[0].describe()}"
+            )
         if run.store.done_count != len(tiles):
             raise RuntimeError(f"pipeline predicted {run.store.done_count} of {len(tiles)} tiles")
         self.first_result_s += first

@@ -183,11 +183,11 @@ def _fit_with_encoder(
 
 
 def cmd_evaluate_expression(args: argparse.Namespace) -> int:
+    from omicslens.app.measured import compare_with_measured
+    from omicslens.app.predict import load_predictor
+    from omicslens.app.progress import run_job
     from omicslens.core import open_slide
     from omicslens.core.measured import load_measured
-    from omicslens.core.samples import resolve_model
-    from omicslens.models.expression.evaluate import evaluate_at_spots
-    from omicslens.models.predictor import Predictor
 
     try:
         measured = load_measured(args.measured, section=args.section)
@@ -196,9 +196,9 @@ def cmd_evaluate_expression(args: argparse.Namespace) -> int:
             mpp = measured.pitch_mpp()
             if mpp is None:
                 raise OmicsLensError(f"{args.measured}: no array coordinates to measure the pitch")
-        predictor = Predictor(resolve_model(args.model), device=args.device)
+        predictor = load_predictor(args.model, device=args.device)
         with open_slide(args.slide, mpp=mpp) as slide:
-            result = evaluate_at_spots(slide, measured, predictor)
+            result = run_job(compare_with_measured(slide, measured, predictor)).evaluation
     except OmicsLensError as error:
         if args.json:
             print(json.dumps({"error": str(error), "type": type(error).__name__}))

@@ -84,21 +84,19 @@ def _error(error: Exception, as_json: bool = False) -> int:
 
 
 def cmd_smear(args: argparse.Namespace) -> int:
-    from omicslens.hemato.smear import (
-        analyse_smear,
-        check_outputs_free,
-        describe,
-        summary,
-        write_smear_outputs,
-    )
+    from omicslens.app.progress import run_job
+    from omicslens.app.smear import export_smear, smear_job
+    from omicslens.hemato.smear import check_outputs_free, describe, summary
 
     try:
         # refuse before spending minutes on the analysis
         check_outputs_free(args.out, genetic=args.genetic is not None, force=args.force)
-        analysis = analyse_smear(
-            args.image, mpp=args.mpp, model=args.model, genetic=args.genetic, device=args.device
-        )
-        written = write_smear_outputs(analysis, args.out, force=args.force)
+        analysis = run_job(
+            smear_job(
+                args.image, mpp=args.mpp, model=args.model, genetic=args.genetic, device=args.device
+            )
+        ).analysis
+        written = export_smear(analysis, args.out, force=args.force)
     except (OmicsLensError, FileNotFoundError) as error:
         return _error(error, args.json)
     if args.json:

@@ -1,6 +1,7 @@
 """Questions asked of a region, answered on the full-resolution tile grid.
 
-A tile belongs to a region when its centre lies inside the polygon. Statistics use the
+A tile belongs to a region when its centre lies inside the region's geometry (holes
+excluded, every part of a multipolygon included). Statistics use the
 predicted tiles only and always say how many tiles in the region are still unpredicted.
 Comparisons (region vs region, or region vs the rest of the tissue) give, per output,
 the difference of means (a log fold change for ``log1p`` outputs), and a two-sided
@@ -49,14 +50,20 @@ class Comparison:
 
 
 def tiles_in_region(grid: TileGrid, region: Region) -> np.ndarray:
-    """Flat indices of tiles whose centre lies inside ``region``."""
-    x0, y0 = region.vertices.min(axis=0)
-    x1, y1 = region.vertices.max(axis=0)
+    """Flat indices (ascending) of tiles whose centre lies inside ``region``.
+
+    Holes are left out and every part of a multipolygon counts. Vectorised with shapely
+    (``contains_xy`` on the prepared geometry): a 5,000-vertex region over a grid of a
+    million tiles takes a fraction of a second.
+    """
+    x0, y0, x1, y1 = region.bounds
     candidates = grid.tiles_in_rect(x0, y0, x1, y1)
     if len(candidates) == 0:
         return candidates
-    centres = grid.centres(candidates)
-    return candidates[region.contains(centres[:, 0], centres[:, 1])]
+    rows, cols = grid.row_col(candidates)
+    x = (cols + 0.5) * grid.tile_w
+    y = (rows + 0.5) * grid.tile_h
+    return candidates[region.contains(x, y)]
 
 
 def summarise(region: Region, store: PredictionStore, tissue: np.ndarray) -> RegionSummary:

@@ -132,10 +132,21 @@ class TileScheduler:
 
     def request_all(self) -> int:
         """Plan every tissue tile of the slide, row by row (for "whole slide")."""
-        everything = np.arange(self.grid.size, dtype=np.int64)
+        return self.request_background(np.arange(self.grid.size, dtype=np.int64))
+
+    def request_background(self, indices: np.ndarray) -> int:
+        """Add tiles behind the view (whole slide, a region): the view keeps priority."""
         with self._cond:
-            self._background = self.wanted(everything).tolist()
-        return self._replace_plan([])
+            merged = dict.fromkeys(self._background)
+            merged.update(dict.fromkeys(self.wanted(np.asarray(indices)).tolist()))
+            self._background = list(merged)
+        return self._replace_plan(list(self._plan_front()))
+
+    def _plan_front(self) -> list[int]:
+        """The current plan without background tiles (what the view asked for)."""
+        with self._cond:
+            background = set(self._background)
+            return [i for i in self._plan if i not in background]
 
     def cancel(self) -> int:
         """Drop every planned tile, the whole-slide job included."""

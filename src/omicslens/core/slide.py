@@ -271,6 +271,12 @@ class Slide:
         if self._close is not None:
             self._close()
             self._close = None
+        self._closed = True
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran (the file handles are released)."""
+        return getattr(self, "_closed", False)
 
     def __enter__(self) -> Slide:
         return self

@@ -1,14 +1,19 @@
 """Tile predictions as CSV (WSInfer style), QuPath GeoJSON tiles and AnnData.
 
 Coordinates are level-0 pixels, as WSInfer, QuPath and the HEST/squidpy convention for
-``obsm['spatial']`` expect.
+``obsm['spatial']`` expect. The AnnData file also follows the Visium/HEST convention for
+``uns['spatial'][library_id]`` (downscaled slide images and their scale factors, and the
+tile size as ``spot_diameter_fullres``), so ``scanpy.pl.spatial`` and
+``squidpy.pl.spatial_scatter`` draw the predictions over the slide with no arguments.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import json
+import math
 import os
 import tempfile
 import uuid
@@ -20,6 +25,12 @@ import numpy as np
 
 from omicslens.core.atomic import file_mode, write_bytes_atomic
 from omicslens.core.grid import TileGrid
+from omicslens.core.regions import json_safe
+from omicslens.core.slide import Slide
+
+#: longest side of the images in ``uns['spatial']`` (Visium: hires 2000, lowres 600 px)
+HIRES_MAX_SIDE = 2000
+LOWRES_MAX_SIDE = 600
 
 #: A stable namespace so re-running an export gives tiles the same QuPath ids.
 _TILE_NAMESPACE = uuid.UUID("6f6d6963-736c-656e-7300-74696c657321")
@@ -57,10 +68,10 @@ def write_csv(table: TileTable, path: str | os.PathLike[str], overwrite: bool = 
     target = Path(path)
     _refuse_overwrite(target, overwrite)
     buffer = io.StringIO()
-    buffer.write(",".join(["minx", "miny", "width", "height", *table.column_names()]) + "\n")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["minx", "miny", "width", "height", *table.column_names()])
     for box, row in zip(table.boxes(), table.values, strict=True):
-        numbers = ",".join(f"{v:.6g}" for v in row)
-        buffer.write(f"{box[0]},{box[1]},{box[2]},{box[3]},{numbers}\n")
+        writer.writerow([*(int(v) for v in box), *(f"{v:.6g}" for v in row)])
     return write_bytes_atomic(target, buffer.getvalue().encode())
 
 
@@ -79,20 +90,115 @@ def write_geojson(table: TileTable, path: str | os.PathLike[str], overwrite: boo
                 "geometry": {"type": "Polygon", "coordinates": [ring]},
                 "properties": {
                     "objectType": "tile",
-                    "measurements": {
-                        name: float(v) for name, v in zip(table.output_names, row, strict=True)
+                    "measurements": {  # NaN as the string "NaN", as QuPath writes it
+                        name: json_safe(float(v))
+                        for name, v in zip(table.output_names, row, strict=True)
                     },
                 },
             }
         )
-    data = json.dumps({"type": "FeatureCollection", "features": features}).encode()
+    data = json.dumps({"type": "FeatureCollection", "features": features}, allow_nan=False).encode()
     if target.name.endswith(".gz"):
         data = gzip.compress(data, mtime=0)
     return write_bytes_atomic(target, data)
 
 
-def write_h5ad(table: TileTable, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
-    """AnnData: X = predictions, var_names = outputs, obsm['spatial'] = tile centres (px)."""
+def _downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """RGB uint8 no larger than ``max_side`` on its longer side, and the factor applied."""
+    from PIL import Image
+
+    pixels = np.asarray(image)
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+    pixels = pixels[..., :3]
+    if pixels.dtype != np.uint8:
+        pixels = np.clip(pixels, 0, 255).astype(np.uint8)
+    h, w = pixels.shape[:2]
+    factor = min(1.0, max_side / max(h, w))
+    if factor < 1.0:
+        size = (max(1, round(w * factor)), max(1, round(h * factor)))
+        pixels = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
+        factor = size[0] / w  # the factor actually applied along x
+    return np.ascontiguousarray(pixels), factor
+
+
+def slide_overview(slide: Slide, max_side: int = HIRES_MAX_SIDE) -> tuple[np.ndarray, float]:
+    """An RGB overview of the whole slide (longer side about ``max_side``) and its scale
+    (overview pixels per level-0 pixel), for ``write_h5ad(..., overview=, overview_scale=)``.
+
+    Reads the smallest pyramid level that is still at least ``max_side`` on its longer
+    side (the smallest level if all are smaller), then subsamples by a whole step.
+    """
+    level = slide.level_count - 1
+    for index, (h, w) in enumerate(slide.level_shapes):
+        if max(h, w) >= max_side:
+            level = index
+    h, w = slide.level_shapes[level]
+    pixels = slide.read_region(0, 0, w, h, level=level)
+    step = max(1, math.ceil(max(h, w) / max_side))
+    image = np.ascontiguousarray(pixels[::step, ::step, :3])
+    return image, 1.0 / (slide.downsamples[level] * step)
+
+
+def spatial_uns(
+    grid: TileGrid,
+    overview: np.ndarray | None = None,
+    overview_scale: float | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``uns['spatial'][library_id]`` in the Visium/HEST layout.
+
+    ``overview`` is an RGB(A) image of the whole slide and ``overview_scale`` its pixels
+    per level-0 pixel (e.g. ``1 / downsample`` of the pyramid level it was read from);
+    without an overview only the scale factors are written, and the plots need
+    ``img_key=None`` (scanpy) or ``img=False`` (squidpy). :func:`slide_overview` makes one.
+    """
+    from omicslens import __version__
+
+    scalefactors: dict[str, float] = {
+        # the tile is the "spot": its side in level-0 (full-resolution) pixels
+        "spot_diameter_fullres": float((grid.tile_w + grid.tile_h) / 2),
+    }
+    images: dict[str, np.ndarray] = {}
+    if overview is not None:
+        h, w = np.asarray(overview).shape[:2]
+        if overview_scale is None:  # an overview of the whole slide, any size
+            overview_scale = min(w / grid.width, h / grid.height)
+        if not (math.isfinite(overview_scale) and overview_scale > 0):
+            raise ValueError(f"overview_scale must be a positive number, not {overview_scale}")
+        hires, f_hires = _downscale(overview, HIRES_MAX_SIDE)
+        lowres, f_lowres = _downscale(overview, LOWRES_MAX_SIDE)
+        images = {"hires": hires, "lowres": lowres}
+        scalefactors["tissue_hires_scalef"] = float(overview_scale * f_hires)
+        scalefactors["tissue_lowres_scalef"] = float(overview_scale * f_lowres)
+    return {
+        "images": images,
+        "scalefactors": scalefactors,
+        "metadata": {
+            "software": f"omicslens {__version__}",
+            "source": "predicted expression on H&E tiles (not measured spots)",
+            "tile_um": float(grid.tile_um),
+            "mpp": float((grid.mpp_x + grid.mpp_y) / 2),
+            **(metadata or {}),
+        },
+    }
+
+
+def write_h5ad(
+    table: TileTable,
+    path: str | os.PathLike[str],
+    overwrite: bool = False,
+    *,
+    overview: np.ndarray | None = None,
+    overview_scale: float | None = None,
+    library_id: str | None = None,
+) -> Path:
+    """AnnData: X = predictions, var_names = outputs, obsm['spatial'] = tile centres (px).
+
+    ``uns['spatial'][library_id]`` (``library_id`` defaults to the slide id) holds the
+    Visium/HEST ``images`` (``hires`` <= 2000 px, ``lowres`` <= 600 px, from ``overview``
+    when given, see :func:`spatial_uns`), ``scalefactors`` and ``metadata``.
+    """
     import anndata
     import pandas as pd
 
@@ -116,6 +222,8 @@ def write_h5ad(table: TileTable, path: str | os.PathLike[str], overwrite: bool =
         "grid": table.grid.signature(),
         **table.uns,
     }
+    library = library_id or table.slide_id or "slide"
+    adata.uns["spatial"] = {library: spatial_uns(table.grid, overview, overview_scale)}
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(
         prefix=f".{target.name}.", suffix=".tmp", dir=target.parent

@@ -3,6 +3,12 @@
 One channel per output, one pixel per model tile; a 2x pyramid (mean of the known
 tiles) keeps it quick to open in napari and other NGFF viewers. The folder is written
 beside the target and renamed into place at the end, so readers never see half of it.
+
+The metadata is valid OME-NGFF 0.4 (checked in the tests with ``ome-zarr-models`` and
+napari-ome-zarr): ``multiscales`` with axes c/y/x (y, x in micrometres), one scale and
+translation per level, ``type`` naming the downsampling, and ``omero`` with one channel per
+output, each with a ``color`` and a ``window`` from that output's finite values (min/max,
+and the 1st/99th percentiles as the display range).
 """
 
 from __future__ import annotations
@@ -30,6 +36,46 @@ def _halve(raster: np.ndarray) -> np.ndarray:
         return np.nanmean(blocks, axis=(2, 4)).astype(np.float32)
 
 
+#: channel colours, cycled (hex RRGGBB, as OMERO writes them)
+CHANNEL_COLOURS = ["FFFFFF", "FF00FF", "00FFFF", "FFFF00", "00FF00", "FF0000", "0000FF"]
+
+
+def channel_window(values: np.ndarray) -> dict[str, float]:
+    """OMERO ``window``: min/max of the finite values, start/end their 1st/99th
+    percentiles (a robust display range); 0..1 when nothing is finite."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return {"min": 0.0, "max": 1.0, "start": 0.0, "end": 1.0}
+    low, high = float(finite.min()), float(finite.max())
+    start, end = (float(v) for v in np.percentile(finite, [1.0, 99.0]))
+    if end <= start:  # constant (or nearly): keep a range napari can draw
+        start, end = low, high if high > low else low + 1.0
+    return {"min": low, "max": max(high, end), "start": start, "end": end}
+
+
+def omero_metadata(rasters: np.ndarray, output_names: Sequence[str]) -> dict[str, Any]:
+    channels = []
+    for i, name in enumerate(output_names):
+        channels.append(
+            {
+                "label": str(name),
+                "active": i == 0,
+                "color": CHANNEL_COLOURS[i % len(CHANNEL_COLOURS)],
+                "window": channel_window(rasters[i]),
+                "coefficient": 1.0,
+                "family": "linear",
+                "inverted": False,
+            }
+        )
+    return {
+        "name": "omicslens predictions",
+        "version": "0.4",
+        "channels": channels,
+        "rdefs": {"model": "color", "defaultT": 0, "defaultZ": 0},
+    }
+
+
 def write_ome_zarr(
     rasters: np.ndarray,
     grid: TileGrid,
@@ -42,6 +88,12 @@ def write_ome_zarr(
     target = Path(path)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=True (--force) to replace it")
+    rasters = np.asarray(rasters, dtype=np.float32)
+    if rasters.ndim != 3 or rasters.shape[0] != len(output_names):
+        raise ValueError(
+            f"rasters must be (outputs, rows, cols) with {len(output_names)} outputs, "
+            f"not {rasters.shape}"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -86,11 +138,11 @@ def write_ome_zarr(
                     {"name": "x", "type": "space", "unit": "micrometer"},
                 ],
                 "datasets": datasets,
+                "type": "mean (2x2, NaN ignored)",
+                "metadata": {"method": "numpy.nanmean over 2x2 tiles"},
             }
         ]
-        group.attrs["omero"] = {
-            "channels": [{"label": name, "active": i == 0} for i, name in enumerate(output_names)]
-        }
+        group.attrs["omero"] = omero_metadata(np.asarray(rasters), output_names)
         group.attrs["omicslens"] = {"grid": grid.signature(), "outputs": list(output_names)}
         umask = os.umask(0)
         os.umask(umask)

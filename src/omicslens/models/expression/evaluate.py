@@ -41,50 +41,62 @@ class SpotEvaluation:
         }
 
 
+def predict_at_points(
+    slide: Slide, x: np.ndarray, y: np.ndarray, predictor: Predictor
+) -> np.ndarray:
+    """(points, outputs) predictions from model windows centred on level-0 points."""
+    config = predictor.bundle.config
+    window_um = config.patch_size_pixels * config.spacing_um_px
+    windows = np.stack(
+        [
+            read_centred(slide, float(px), float(py), window_um, config.patch_size_pixels)
+            for px, py in zip(x, y, strict=True)
+        ]
+    )
+    return predictor.predict(windows)
+
+
 def predict_at_spots(
     slide: Slide, measured: MeasuredExpression, predictor: Predictor, batch: int = 64
 ) -> np.ndarray:
     """(spots, outputs) predictions from windows centred on every measured spot."""
-    config = predictor.bundle.config
-    window_um = config.patch_size_pixels * config.spacing_um_px
-    rows = []
-    for start in range(0, measured.n_spots, batch):
-        windows = np.stack(
-            [
-                read_centred(slide, float(x), float(y), window_um, config.patch_size_pixels)
-                for x, y in zip(
-                    measured.x[start : start + batch],
-                    measured.y[start : start + batch],
-                    strict=True,
-                )
-            ]
+    rows = [
+        predict_at_points(
+            slide, measured.x[start : start + batch], measured.y[start : start + batch], predictor
         )
-        rows.append(predictor.predict(windows))
+        for start in range(0, measured.n_spots, batch)
+    ]
     return np.concatenate(rows)
 
 
-def evaluate_at_spots(
-    slide: Slide, measured: MeasuredExpression, predictor: Predictor
+def score_at_spots(
+    measured: MeasuredExpression, predictor: Predictor, predicted: np.ndarray
 ) -> SpotEvaluation:
+    """Pearson r per gene of ``predicted`` (spots, all outputs) against ``measured``."""
     outputs = list(predictor.output_names)
     meta: Sequence[Mapping[str, Any]] = predictor.bundle.config.outputs or [{} for _ in outputs]
     genes = [name for name, m in zip(outputs, meta, strict=True) if m.get("kind") != "uncertainty"]
     measured_genes = set(measured.genes)
     present = [gene for gene in genes if gene in measured_genes]
     missing = [gene for gene in genes if gene not in measured_genes]
-    predicted = predict_at_spots(slide, measured, predictor)
     columns = [outputs.index(gene) for gene in present]
-    predicted = predicted[:, columns]
+    chosen = predicted[:, columns]
     truth = measured.normalised(present)
-    r = pearson_per_column(predicted, truth)
+    r = pearson_per_column(chosen, truth)
     return SpotEvaluation(
         genes=present,
         pearson=[float(v) for v in r],
-        predicted=predicted,
+        predicted=chosen,
         measured=truth,
         unmeasured=missing,
         n_spots=measured.n_spots,
     )
+
+
+def evaluate_at_spots(
+    slide: Slide, measured: MeasuredExpression, predictor: Predictor
+) -> SpotEvaluation:
+    return score_at_spots(measured, predictor, predict_at_spots(slide, measured, predictor))
 
 
 def _json_float(value: float) -> float | None:

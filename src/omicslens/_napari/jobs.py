@@ -1,0 +1,114 @@
+"""Run an application-layer job in a background thread, with a progress bar and a cancel.
+
+Jobs (:mod:`omicslens.app`) are generators that yield
+:class:`~omicslens.app.progress.Progress` and return a report. Here one runs in a thread
+of its own (named ``omicslens-job-...``), in the way napari's ``thread_worker`` runs a
+generator: every yielded step moves a ``napari.utils.progress`` bar in the activity
+panel, the report arrives on the main thread through ``on_done``, and an error through
+``on_error`` (Qt queued signals). Not napari's ``thread_worker`` itself: that uses Qt's
+global thread pool, which has one thread per core (two here), and a whole-slide job plus
+the view's progress would hold it for as long as they run, starving napari's own
+workers and ours (region statistics, output rasters). Cancelling sets a flag the job
+thread checks between steps; the generator is then closed **in the job thread**, so its
+``finally`` (stopping schedulers, closing files) never runs on the main thread.
+``finished`` is set once the job has fully ended, which is what viewer shutdown waits for.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Generator
+from typing import Any
+
+from napari.utils import progress
+from qtpy.QtCore import QObject, Signal
+
+from omicslens.app.progress import Progress
+
+
+class _Bridge(QObject):
+    """Signals emitted from the job thread, delivered on the main thread (queued)."""
+
+    yielded = Signal(object)
+    returned = Signal(object)
+    errored = Signal(object)
+    finished = Signal()
+
+
+class JobHandle:
+    """A running job: ``cancel()`` it, wait on ``finished``, read ``report`` when done."""
+
+    def __init__(self, description: str, owner: Any = None) -> None:
+        self.description = description
+        self.owner = owner  # what the job belongs to (cancelled with it)
+        self.cancelled = threading.Event()
+        self.finished = threading.Event()
+        self.report: Any = None
+        self.bar: Any = None
+        self.thread: threading.Thread | None = None
+        self.signals = _Bridge()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def _run(self, job: Generator[Progress, None, Any]) -> None:
+        """The job thread: step the job until it ends or is cancelled."""
+        signals = self.signals
+        try:
+            while not self.cancelled.is_set():
+                try:
+                    step = next(job)
+                except StopIteration as finished:
+                    signals.returned.emit(finished.value)
+                    return
+                signals.yielded.emit(step)
+        except Exception as error:  # reported to the dock; the viewer stays usable
+            signals.errored.emit(error)
+        finally:
+            job.close()  # its own cleanup, on this thread
+            self.finished.set()
+            signals.finished.emit()
+
+
+def start_job(
+    state: Any,
+    job: Generator[Progress, None, Any],
+    description: str,
+    on_done: Callable[[Any], None] | None = None,
+    on_error: Callable[[BaseException], None] | None = None,
+    owner: Any = None,
+) -> JobHandle:
+    """Start ``job`` in a worker thread with a progress bar; registered in ``state``."""
+    handle = JobHandle(description, owner)
+    bar = progress(total=0, desc=f"OmicsLens: {description}")
+    handle.bar = bar
+
+    def show(step: Progress) -> None:
+        if step.total and bar.total != step.total:
+            bar.total = step.total
+        bar.n = min(step.done + step.failed, step.total) if step.total else step.done
+        label = f"OmicsLens: {description} ({step.stage}"
+        label += f", {step.failed} failed)" if step.failed else ")"
+        bar.set_description(label)
+        bar.refresh()
+
+    def returned(report: Any) -> None:
+        handle.report = report
+        if on_done is not None and not handle.cancelled.is_set():
+            on_done(report)
+
+    def errored(error: BaseException) -> None:
+        if on_error is not None:
+            on_error(error)
+
+    signals = handle.signals
+    signals.yielded.connect(show)
+    signals.returned.connect(returned)
+    signals.errored.connect(errored)
+    signals.finished.connect(bar.close)
+    handle.thread = threading.Thread(
+        target=handle._run, args=(job,), name=f"omicslens-job-{description}", daemon=True
+    )
+    state.add_job(handle)
+    handle.thread.start()
+    return handle
