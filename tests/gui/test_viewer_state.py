@@ -4,6 +4,7 @@ leaves no OmicsLens thread behind; long jobs show progress bars and can be cance
 
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 
@@ -125,8 +126,10 @@ def test_jobs_show_progress_and_cancel(
 def test_regions_follow_the_shown_output(
     make_napari_viewer, qtbot, tmp_path: Path, cache: Path
 ) -> None:
+    slide = tmp_path / CMU1.name  # regions autosave beside the slide: not in the repository
+    shutil.copy(CMU1, slide)
     viewer = make_napari_viewer(show=True)
-    viewer.open(str(CMU1), plugin="omicslens")
+    viewer.open(str(slide), plugin="omicslens")
     widget = InferenceWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.add_model_folder(make_bundle(tmp_path / "b", patch_size=32, spacing=4.0))

@@ -84,13 +84,19 @@ def start_job(
     handle.bar = bar
 
     def show(step: Progress) -> None:
+        # napari's bar redraws on update() and on a new total, not on assigning n
         if step.total and bar.total != step.total:
             bar.total = step.total
-        bar.n = min(step.done + step.failed, step.total) if step.total else step.done
-        label = f"OmicsLens: {description} ({step.stage}"
-        label += f", {step.failed} failed)" if step.failed else ")"
-        bar.set_description(label)
-        bar.refresh()
+        value = min(step.done + step.failed, step.total) if step.total else step.done
+        label = f"OmicsLens: {description}"
+        if step.stage != description:
+            label += f" ({step.stage})"
+        if step.failed:
+            label += f", {step.failed} failed"
+        if label != bar.desc:
+            bar.set_description(label)
+        if value != bar.n:
+            bar.update(value - bar.n)
 
     def returned(report: Any) -> None:
         handle.report = report
