@@ -83,8 +83,10 @@ def test_region_table_compare_and_round_trip(
 
     widget.a_combo.setCurrentText("region 1")
     widget.b_combo.setCurrentText(REST)
-    result = widget.run_comparison()
-    assert result is not None and result.n_a == len(tissue)
+    assert widget.run_comparison() is not None  # runs in a worker thread
+    qtbot.waitUntil(lambda: widget.comparison is not None, timeout=30000)
+    result = widget.comparison
+    assert result.n_a == len(tissue)
     assert widget.compare_table.rowCount() == 3
 
     # autosaved beside the slide, and restored by a new regions layer
@@ -157,3 +159,43 @@ def test_cell_counts_per_region_follow_corrections() -> None:
     labels[1] = "Monocyte"  # a reviewer's correction
     assert cell_counts(analysis, square) == {"Neutrophil": 1, "Monocyte": 1}
     assert cell_counts(None, square) == {}
+
+
+def test_shapes_writer_maps_micrometres_to_slide_pixels(make_napari_viewer, tmp_path: Path) -> None:
+    """A Shapes layer made with napari's own button over a slide shown in um is in um."""
+    viewer = make_napari_viewer(show=False)
+    viewer.open(str(CMU1), plugin="omicslens")  # 0.499 um/px
+    mpp = viewer.layers[0].scale[-1]
+    um = viewer.add_shapes(
+        [np.array([[100.0, 200.0], [100.0, 400.0], [300.0, 400.0], [300.0, 200.0]])],
+        shape_type=["rectangle"],
+    )  # scale 1: data are micrometres
+    back = read_regions(um.save(str(tmp_path / "um.geojson"), plugin="omicslens")[0])
+    np.testing.assert_allclose(back[0].vertices.min(0), [200 / mpp, 100 / mpp], rtol=1e-9)
+    np.testing.assert_allclose(back[0].vertices.max(0), [400 / mpp, 300 / mpp], rtol=1e-9)
+    px = viewer.add_shapes(  # the Regions dock's kind: level-0 pixels with the slide's scale
+        [np.array([[100.0, 200.0], [100.0, 400.0], [300.0, 400.0], [300.0, 200.0]])],
+        shape_type=["rectangle"],
+        scale=(mpp, mpp),
+    )
+    back = read_regions(px.save(str(tmp_path / "px.geojson"), plugin="omicslens")[0])
+    np.testing.assert_allclose(back[0].vertices.max(0), [400, 300], rtol=1e-9)
+
+
+def test_an_ellipse_drawn_in_the_dock_is_an_ellipse(make_napari_viewer, tmp_path: Path) -> None:
+    slide = tmp_path / CMU1.name
+    shutil.copy(CMU1, slide)
+    viewer = make_napari_viewer(show=False)
+    viewer.open(str(slide), plugin="omicslens")
+    widget = RegionsWidget(viewer)
+    shapes = widget.new_layer()  # works before any model is loaded
+    shapes.add_ellipses(np.array([[500.0, 500.0], [200.0, 300.0]]))  # centre (y, x), radii
+    (region,) = widget.regions()
+    assert region.shape_type == "ellipse"
+    assert region.area_px() == pytest.approx(np.pi * 200 * 300, rel=2e-3)  # not the box
+    inside = region.contains(np.array([500.0, 500 + 290, 500 + 299]), np.array([500.0, 500, 500]))
+    assert inside.tolist() == [True, True, True]
+    assert not region.contains(np.array([500 + 290.0]), np.array([500 + 190.0]))[0]  # a corner
+    written = widget.export_regions(tmp_path / "e.geojson")
+    assert read_regions(written)[0].area_px() == pytest.approx(region.area_px(), rel=1e-3)
+    widget._debounce.stop()

@@ -429,14 +429,34 @@ class RegionsWidget(QWidget):
         )
         return len(missing)
 
-    def run_comparison(self) -> Comparison | None:
+    def run_comparison(self) -> Any:
+        """Compare the chosen regions in a worker thread (the grid geometry and the tests
+        over every output stay off the main thread); the table fills when it returns."""
+        from napari.qt.threading import thread_worker
+
         live = self.state.live
         regions = {r.name: r for r in self.regions()}
         a_name, b_name = self.a_combo.currentText(), self.b_combo.currentText()
         if live is None or a_name not in regions:
             return None
         other = None if b_name == REST else regions.get(b_name)
-        result = compare_regions(live.session, regions[a_name], other)
+        self.comparison = None
+        self.compare_button.setEnabled(False)
+        worker = thread_worker(compare_regions, start_thread=False)(
+            live.session, regions[a_name], other
+        )
+        worker.returned.connect(lambda result: self._show_comparison(a_name, b_name, result))
+        worker.errored.connect(self._comparison_failed)
+        self._compare_worker = worker
+        worker.start()
+        return worker
+
+    def _comparison_failed(self, error: BaseException) -> None:
+        self.compare_button.setEnabled(True)
+        self.status.setText(f"Could not compare: {error}")
+
+    def _show_comparison(self, a_name: str, b_name: str, result: Comparison) -> None:
+        self.compare_button.setEnabled(True)
         self.comparison = result
         self.compare_table.setSortingEnabled(False)
         self.compare_table.setRowCount(len(result.outputs))
@@ -452,7 +472,6 @@ class RegionsWidget(QWidget):
             f"({result.n_b}); tiles are spatially correlated, so read p and q "
             "as a ranking."
         )
-        return result
 
     def export_crop(self, name: str, path: str | Path) -> Any:
         """Start writing region ``name`` (H&E + overlays) as OME-TIFF in a worker thread."""
