@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import anndata
+import distributed
 import numpy as np
 import pytest
 
@@ -17,8 +18,6 @@ from omicslens.app.progress import run_job
 from omicslens.core import open_slide
 from tests.conftest import CMU1
 from tests.helpers.layouts import write_svs
-
-distributed = pytest.importorskip("distributed")
 
 FORMATS = ("csv", "h5ad")
 
