@@ -112,5 +112,10 @@ def _predictions_settled(viewer: Any) -> bool:
     for widget in viewer.window.dock_widgets.values():
         live = getattr(widget, "live", None)
         if live is not None:
-            return bool(live.scheduler.idle and live.stats().done > 0)
+            # the view has been planned and every tile it asked for is known (predicted
+            # now, or found in the cache: a warm cache predicts nothing)
+            planned = live.scheduler.request_id > 0
+            tiles = live.view_tiles
+            known = bool(live.session.store.is_done(tiles).all()) if len(tiles) else True
+            return bool(planned and live.scheduler.idle and known)
     return False

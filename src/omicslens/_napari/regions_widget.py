@@ -11,6 +11,7 @@ q-value of a Mann-Whitney U test over tiles. Statistics come from the prediction
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ from qtpy.QtWidgets import (
 from omicslens._napari.jobs import JobHandle, start_job
 from omicslens._napari.layers import slide_of
 from omicslens._napari.state import viewer_state
+from omicslens.app.progress import Progress
 from omicslens.app.regions import (
     RegionReport,
     compare_regions,
@@ -85,6 +87,17 @@ def _number_item(value: float, text: str | None = None) -> QTableWidgetItem:
     if text is not None:
         item.setText(text)
     return item
+
+
+def _region_tiles_job(live: Any, regions: list[Region]) -> Generator[Progress, None, Any]:
+    """Find the regions' tissue tiles, queue the missing ones, follow them to the end."""
+    from omicslens.app.predict import track_tiles
+
+    yield Progress("finding tiles", 0, len(regions))
+    found = [tissue_tiles_in(live.session, region) for region in regions]
+    wanted = np.unique(np.concatenate(found)) if found else np.empty(0, np.int64)
+    missing = live.request_tiles(wanted)
+    return (yield from track_tiles(live.session, live.scheduler, missing))
 
 
 class RegionsWidget(QWidget):
@@ -409,25 +422,22 @@ class RegionsWidget(QWidget):
         axes.tick_params(labelsize=7)
         self.canvas.draw_idle()
 
-    def predict_missing(self) -> int:
-        """Queue the regions' unpredicted tissue tiles behind the view, as a job."""
-        from omicslens.app.predict import track_tiles
-
+    def predict_missing(self) -> JobHandle | None:
+        """Queue the regions' unpredicted tissue tiles behind the view, as a job (the
+        geometry over the grid runs in the job's thread too)."""
         live = self.state.live
         if live is None:
             self.status.setText("Load a model in the Predict dock first.")
-            return 0
-        tiles = [tissue_tiles_in(live.session, r) for r in self.regions()]
-        wanted = np.unique(np.concatenate(tiles)) if tiles else np.empty(0, np.int64)
-        missing = live.request_tiles(wanted)
+            return None
         self.predict_job = start_job(
             self.state,
-            track_tiles(live.session, live.scheduler, missing),
+            _region_tiles_job(live, self.regions()),
             "region tiles",
             on_done=lambda run: self.refresh(),
+            on_error=lambda error: self.status.setText(f"Region tiles stopped: {error}"),
             owner=live,
         )
-        return len(missing)
+        return self.predict_job
 
     def run_comparison(self) -> Any:
         """Compare the chosen regions in a worker thread (the grid geometry and the tests

@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     inference.set_defaults(handler=cmd_bench_inference, passthrough=True)
+    cohort = bench_kinds.add_parser(
+        "cohort", help="a cohort on one process vs a dask LocalCluster", add_help=False
+    )
+    cohort.set_defaults(handler=cmd_bench_cohort, passthrough=True)
     return parser
 
 
@@ -154,6 +158,12 @@ def cmd_bench_io(args: argparse.Namespace) -> int:
     from omicslens.bench import io as bench_io
 
     return int(bench_io.main(list(args.extra)) or 0)
+
+
+def cmd_bench_cohort(args: argparse.Namespace) -> int:
+    from omicslens.bench import cohort as bench_cohort
+
+    return int(bench_cohort.main(list(args.extra)) or 0)
 
 
 def cmd_bench_inference(args: argparse.Namespace) -> int:
