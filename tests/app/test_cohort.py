@@ -120,3 +120,43 @@ def test_cluster_setting_is_parsed() -> None:
     for bad in ("local", "local:0", "slurm:4", "local:x"):
         with pytest.raises(ValueError, match="local:N"):
             CohortSettings.parse(cluster=bad)
+
+
+def test_cli_scheduler_address_reports_each_slide(
+    he_slide: Path, level0_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--scheduler ADDRESS``: a bad slide is reported in its row; the good one finishes."""
+    import csv
+
+    from omicslens.cli.main import main
+
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    )
+    try:
+        out = tmp_path / "out"
+        missing = tmp_path / "nowhere.svs"
+        code = main(
+            [
+                "predict",
+                str(he_slide),
+                str(missing),
+                "--model",
+                str(level0_bundle),
+                "--out",
+                str(out),
+                "--format",
+                "csv",
+                "--scheduler",
+                cluster.scheduler_address,
+            ]
+        )
+    finally:
+        cluster.close()
+    assert code == 1
+    rows = list(csv.DictReader((out / "cohort.csv").open()))
+    assert [r["status"] for r in rows] == ["done", "error"]
+    assert "no such file" in rows[1]["error"]
+    assert int(rows[0]["tiles"]) == int(rows[0]["predicted"]) > 0
+    assert (out / he_slide.name / "tiles.csv").exists()
+    assert "nowhere.svs" in capsys.readouterr().err

@@ -70,6 +70,9 @@ class SmearWidget(QWidget):
         self.genetic_edit.setPlaceholderText("optional: genetic aggregator bundle folder")
         self.genetic_button = QPushButton("Folder…")
         self.run_button = QPushButton("Find and type white cells")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setToolTip("Stops after the current step (detection runs as one)")
         self.gallery = QListWidget()
         self.gallery.setViewMode(QListView.IconMode)
         self.gallery.setIconSize(QSize(ICON_PX, ICON_PX))
@@ -97,7 +100,10 @@ class SmearWidget(QWidget):
         layout.addWidget(QLabel("Smear image"))
         layout.addWidget(self.layer_combo)
         layout.addLayout(genetic_row)
-        layout.addWidget(self.run_button)
+        run_row = QHBoxLayout()
+        run_row.addWidget(self.run_button, 1)
+        run_row.addWidget(self.cancel_button)
+        layout.addLayout(run_row)
         colour_row = QHBoxLayout()
         colour_row.addWidget(QLabel("Colour cells by"))
         colour_row.addWidget(self.colour_combo, 1)
@@ -113,6 +119,7 @@ class SmearWidget(QWidget):
         layout.addWidget(self.status)
 
         self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
         self.genetic_button.clicked.connect(self._browse_genetic)
         self.gallery.itemClicked.connect(self._go_to_cell)
         self.correct_button.clicked.connect(self._correct_selected)
@@ -158,6 +165,15 @@ class SmearWidget(QWidget):
             on_error=self._failed,
             owner=self,
         )
+        self.cancel_button.setEnabled(True)
+        self.job.signals.finished.connect(lambda: self.cancel_button.setEnabled(False))
+
+    def cancel(self) -> None:
+        """Stop the running analysis (at its next step) and keep the previous result."""
+        if self.job is not None:
+            self.job.cancel()
+        self.run_button.setEnabled(True)
+        self.status.setText("Cancelled; the previous analysis, if any, is kept.")
 
     def _failed(self, error: BaseException) -> None:
         self.run_button.setEnabled(True)
