@@ -160,3 +160,6 @@ def test_cli_scheduler_address_reports_each_slide(
     assert int(rows[0]["tiles"]) == int(rows[0]["predicted"]) > 0
     assert (out / he_slide.name / "tiles.csv").exists()
     assert "nowhere.svs" in capsys.readouterr().err
+    # the CLI's client is closed and never became this process's dask scheduler
+    with pytest.raises(ValueError, match="No global client found"):
+        distributed.get_client()

@@ -187,8 +187,10 @@ def _open_client(settings: CohortSettings) -> tuple[Any, Any]:
     """(client, cluster-we-started or None) for the settings."""
     from distributed import Client, LocalCluster
 
+    # set_as_default=False: our client must never become the process-wide dask scheduler
+    # (later dask computations in this process, e.g. napari's, would go to the cluster)
     if settings.scheduler:
-        return Client(settings.scheduler), None
+        return Client(settings.scheduler, set_as_default=False), None
     workers = settings.local_workers or 1
     cluster = LocalCluster(
         n_workers=workers,
@@ -199,7 +201,7 @@ def _open_client(settings: CohortSettings) -> tuple[Any, Any]:
         # one process per slide: keep each worker's torch to its share of the cores
         env={"OMP_NUM_THREADS": str(max(1, _cores() // workers))},
     )
-    return Client(cluster), cluster
+    return Client(cluster, set_as_default=False), cluster
 
 
 def _cores() -> int:
@@ -232,7 +234,8 @@ def predict_cohort(
     model_ref = _absolute_model(model)
     started = time.monotonic()
     own_cluster = None
-    if client is None:
+    own_client = client is None
+    if own_client:
         client, own_cluster = _open_client(settings)
     tiles: dict[str, tuple[int, int, int]] = {}  # slide -> (done, total, failed)
     lock = threading.Lock()
@@ -283,8 +286,9 @@ def predict_cohort(
         workers = sorted(client.scheduler_info().get("workers", {}))
     finally:
         client.unsubscribe_topic(PROGRESS_TOPIC)
-        if own_cluster is not None:
+        if own_client:
             client.close()
+        if own_cluster is not None:
             own_cluster.close()
     ordered = [reports[i] for i in range(len(futures))]
     table = write_cohort_table(ordered, out / COHORT_FILE)
