@@ -129,15 +129,8 @@ def slide_overview(slide: Slide, max_side: int = HIRES_MAX_SIDE) -> tuple[np.nda
     Reads the smallest pyramid level that is still at least ``max_side`` on its longer
     side (the smallest level if all are smaller), then subsamples by a whole step.
     """
-    level = slide.level_count - 1
-    for index, (h, w) in enumerate(slide.level_shapes):
-        if max(h, w) >= max_side:
-            level = index
-    h, w = slide.level_shapes[level]
-    pixels = slide.read_region(0, 0, w, h, level=level)
-    step = max(1, math.ceil(max(h, w) / max_side))
-    image = np.ascontiguousarray(pixels[::step, ::step, :3])
-    return image, 1.0 / (slide.downsamples[level] * step)
+    image = np.ascontiguousarray(slide.thumbnail(max_side)[..., :3])  # one way to overview
+    return image, image.shape[1] / slide.dimensions[0]
 
 
 def spatial_uns(
