@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from omicslens.app.cohort import CohortSettings, predict_cohort
-from omicslens.app.predict import PredictOptions, load_predictor, predict_slide
+from omicslens.app.predict import PredictOptions, predict_slide
 from omicslens.app.progress import run_job
+from omicslens.app.tiles import load_predictor
 from omicslens.core import open_slide
 from tests.conftest import CMU1
 from tests.helpers.layouts import write_svs

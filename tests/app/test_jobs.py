@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from omicslens.app.measured import compare_with_measured
-from omicslens.app.predict import load_predictor
 from omicslens.app.progress import Progress, run_job
 from omicslens.app.smear import export_smear, smear_job
+from omicslens.app.tiles import load_predictor
 from omicslens.core import open_slide
 from omicslens.core.measured import load_measured, pearson_per_column
 from omicslens.models.expression.evaluate import evaluate_at_spots

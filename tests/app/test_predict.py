@@ -9,13 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from omicslens.app.predict import (
-    PredictOptions,
-    SlideReport,
-    load_predictor,
-    predict_slide,
-)
+from omicslens.app.predict import PredictOptions, SlideReport, predict_slide
 from omicslens.app.progress import Progress, run_job
+from omicslens.app.tiles import load_predictor
 from omicslens.models.session import InferenceSession
 
 

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from omicslens.app.predict import load_predictor, predict_tiles, wanted_tiles
 from omicslens.app.progress import run_job
 from omicslens.app.regions import (
     compare_regions,
@@ -16,6 +15,7 @@ from omicslens.app.regions import (
     summarise_regions,
     write_region_outputs,
 )
+from omicslens.app.tiles import load_predictor, predict_tiles, wanted_tiles
 from omicslens.core import open_slide
 from omicslens.core.regions import Region, read_regions
 from omicslens.models.session import InferenceSession

@@ -52,25 +52,16 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 def _open_session(
     slide: Any, bundle_path: str, device: str, min_tissue: float = 0.25
 ) -> tuple[Any, Any]:
-    """Worker: prepare the session and read its cached raster for the first output.
-
-    A problem with the user's input (a broken bundle, an unavailable device) comes back
-    as ``(None, error)`` so the widget shows it; anything else is a bug and is raised.
-    """
+    """Worker: :func:`omicslens.app.tiles.open_session`; a problem with the user's input
+    (a broken bundle, an unavailable device) comes back as ``(None, error)`` so the widget
+    shows it; anything else is a bug and is raised."""
+    from omicslens.app.tiles import open_session
     from omicslens.core.errors import OmicsLensError
-    from omicslens.core.tissue import TissueSettings
-    from omicslens.models.session import InferenceSession
 
     try:
-        session = InferenceSession.open(
-            slide,
-            bundle_path,
-            device=None if device == "auto" else device,
-            tissue_settings=TissueSettings(min_tile_fraction=min_tissue),
-        )
+        return open_session(slide, bundle_path, device, min_tissue)
     except OmicsLensError as error:
         return None, error
-    return session, session.store.raster(0)
 
 
 class InferenceWidget(QWidget):
@@ -380,7 +371,7 @@ class InferenceWidget(QWidget):
 
     def predict_whole_slide(self) -> JobHandle | None:
         """Every tissue tile, behind the view, as a job with a progress bar."""
-        from omicslens.app.predict import track_tiles
+        from omicslens.app.tiles import track_tiles
 
         live = self.live
         if live is None:

@@ -91,7 +91,7 @@ def _number_item(value: float, text: str | None = None) -> QTableWidgetItem:
 
 def _region_tiles_job(live: Any, regions: list[Region]) -> Generator[Progress, None, Any]:
     """Find the regions' tissue tiles, queue the missing ones, follow them to the end."""
-    from omicslens.app.predict import track_tiles
+    from omicslens.app.tiles import track_tiles
 
     yield Progress("finding tiles", 0, len(regions))
     found = [tissue_tiles_in(live.session, region) for region in regions]

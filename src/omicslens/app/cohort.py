@@ -34,10 +34,10 @@ from omicslens.app.predict import (
     PredictOptions,
     SlideReport,
     error_report,
-    load_predictor,
     predict_slide,
 )
 from omicslens.app.progress import Progress, run_job
+from omicslens.app.tiles import load_predictor
 from omicslens.core.atomic import write_text_atomic
 
 PROGRESS_TOPIC = "omicslens-progress"

@@ -43,8 +43,8 @@ import numpy as np
 import psutil
 import torch
 
-from omicslens.app.predict import predict_tiles
 from omicslens.app.progress import run_job
+from omicslens.app.tiles import predict_tiles
 from omicslens.bench import io as bench_io
 from omicslens.core import open_slide
 from omicslens.core.atomic import write_text_atomic

@@ -184,8 +184,8 @@ def _fit_with_encoder(
 
 def cmd_evaluate_expression(args: argparse.Namespace) -> int:
     from omicslens.app.measured import compare_with_measured
-    from omicslens.app.predict import load_predictor
     from omicslens.app.progress import run_job
+    from omicslens.app.tiles import load_predictor
     from omicslens.core import open_slide
     from omicslens.core.measured import load_measured
 

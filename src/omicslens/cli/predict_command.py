@@ -70,8 +70,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 2
     if args.scheduler or args.cluster:
         return _cohort(args, options)
-    from omicslens.app.predict import error_report, load_predictor, predict_slide
+    from omicslens.app.predict import error_report, predict_slide
     from omicslens.app.progress import run_job
+    from omicslens.app.tiles import load_predictor
 
     try:
         predictor = load_predictor(args.model, args.device, args.batch_size)
