@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from omicslens._napari.domain_banner import DomainBanner
 from omicslens._napari.jobs import JobHandle, start_job
 from omicslens._napari.layers import fill_slide_layer_combo, slide_of
 from omicslens._napari.live_inference import LiveInference
@@ -122,6 +123,7 @@ class InferenceWidget(QWidget):
         self.snapshot_button = QPushButton("Snapshot PNG (scale bar, colour bar)…")
         self.status = QLabel("No model loaded")
         self.status.setWordWrap(True)
+        self.domain_banner = DomainBanner()
 
         model_row = QHBoxLayout()
         model_row.addWidget(self.model_combo, 1)
@@ -143,6 +145,7 @@ class InferenceWidget(QWidget):
         layout.addWidget(self.start_button)
         layout.addWidget(self.follow_check)
         layout.addLayout(run_row)
+        layout.addWidget(self.domain_banner)
         layout.addWidget(QLabel("Output"))
         layout.addWidget(self.filter_edit)
         layout.addWidget(self.output_list, 1)
@@ -181,6 +184,14 @@ class InferenceWidget(QWidget):
         self.state.events.live.connect(self._live_changed)
         self._set_running(False)
         self._refresh_layers()
+
+    def _domain_changed(self, verdict: Any) -> None:
+        first_warning = self.domain_banner.verdict is None and verdict.verdict == "out-of-domain"
+        self.domain_banner.show_verdict(verdict)
+        if first_warning:
+            from napari.utils.notifications import show_warning
+
+            show_warning(f"OmicsLens: {verdict.warning}")
 
     def _live_changed(self, live: Any) -> None:
         """The shared prediction changed; None when its slide layer was removed."""
@@ -245,6 +256,8 @@ class InferenceWidget(QWidget):
         )
         self.live.stats_changed.connect(self._show_stats)
         self.live.error.connect(lambda message: self.status.setText(f"Problem: {message}"))
+        self.domain_banner.reset(session.bundle)
+        self.live.domain_changed.connect(self._domain_changed)
         self.state.live = self.live
         self.state.output = self.live.output
         self.view_job = start_job(
@@ -264,7 +277,7 @@ class InferenceWidget(QWidget):
     def _fill_outputs(self, session: InferenceSession) -> None:
         """Genes (with validation r, flagged when low), then uncertainty and gene sets."""
         names = list(session.bundle.output_names)
-        meta = list(session.bundle.config.outputs or [{} for _ in names])
+        meta = session.bundle.output_meta
         self._choices = []
         self.output_list.blockSignals(True)
         self.output_list.clear()
@@ -275,6 +288,10 @@ class InferenceWidget(QWidget):
                 choice = OutputCombination(
                     "Uncertainty (ensemble SD)", choice.weights, 0.0, choice.used
                 )
+            elif kind == "domain":
+                choice = OutputCombination(
+                    "Domain distance (1 = edge of training data)", choice.weights, 0.0, choice.used
+                )
             self._add_choice(choice, meta[position].get("pearson"), kind)
         for gene_set in available_gene_sets(names, meta):
             self._add_choice(gene_set, None, "set")
@@ -282,13 +299,29 @@ class InferenceWidget(QWidget):
         self.output_list.blockSignals(False)
         self._reflag()
         if self.initial_output:
-            for row, choice in enumerate(self._choices):
-                if choice.label == self.initial_output or choice.label.startswith(
-                    f"{self.initial_output} ["
-                ):
-                    self.output_list.setCurrentRow(row)
-                    self.output_list.scrollToItem(self.output_list.item(row))
-                    break
+            self.select_output(self.initial_output)
+
+    def select_output(self, name: str) -> bool:
+        """Show the output called ``name`` (gene, class, gene set; any case). When the
+        model has no such output, say so with the closest names and keep the current one."""
+        from omicslens.core.output_names import UnknownOutputError, match_output, resolve_output
+
+        labels = [choice.label for choice in self._choices]
+        names = [
+            choice.used[0] if len(choice.used) == 1 else choice.label for choice in self._choices
+        ]
+        found = match_output(name, labels) or match_output(name, names)
+        if found is None:
+            model = self.live.session.bundle.name if self.live else "this model"
+            try:
+                resolve_output(name, names, model)
+            except UnknownOutputError as error:
+                self.status.setText(f"{error}.")
+            return False
+        row = labels.index(found) if found in labels else names.index(found)
+        self.output_list.setCurrentRow(row)
+        self.output_list.scrollToItem(self.output_list.item(row))
+        return True
 
     def _add_choice(self, choice: OutputCombination, pearson: Any, kind: str) -> None:
         item = QListWidgetItem()
@@ -336,9 +369,21 @@ class InferenceWidget(QWidget):
 
     def _filter_outputs(self, text: str) -> None:
         needle = text.strip().lower()
+        shown = 0
         for row in range(self.output_list.count()):
             item = self.output_list.item(row)
-            item.setHidden(bool(needle) and needle not in item.text().lower())
+            hidden = bool(needle) and needle not in item.text().lower()
+            item.setHidden(hidden)
+            shown += not hidden
+        if needle and not shown and self.live is not None:
+            from omicslens.core.output_names import UnknownOutputError, resolve_output
+
+            try:
+                resolve_output(
+                    text.strip(), [c.label for c in self._choices], self.live.session.bundle.name
+                )
+            except UnknownOutputError as error:
+                self.status.setText(f"{error}.")
 
     def _output_chosen(self, row: int) -> None:
         if self.live is None or row < 0:

@@ -28,6 +28,13 @@ def launch(
     from omicslens._napari.layers import slide_layer_data
     from omicslens._napari.reader import open_for_viewer
 
+    if model and output:
+        # a misspelt or absent output is an error before any window opens
+        try:
+            output = _checked_output(_model_folder(model), output)
+        except (OmicsLensError, FileNotFoundError) as error:
+            print(f"omicslens: error: {error}", file=sys.stderr)
+            return EXIT_INPUT_ERROR
     if screenshot:
         _quiet_backend_notice()
     viewer = napari.Viewer(title="OmicsLens")
@@ -66,13 +73,10 @@ def _quiet_backend_notice() -> None:
 
 def _start_prediction(viewer: Any, model: str, output: str | None) -> int:
     """Dock the Predict widget, load ``model`` for the slide, follow the view."""
-    from omicslens.core.samples import bundled_tile_models
-
-    bundled = bundled_tile_models()
-    folder = bundled.get(model, Path(model))
-    if not Path(folder).exists():
-        known = ", ".join(bundled) or "none"
-        print(f"omicslens: error: no model {model!r} (bundled: {known})", file=sys.stderr)
+    try:
+        folder = _model_folder(model)
+    except FileNotFoundError as error:
+        print(f"omicslens: error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     _, widget = viewer.window.add_plugin_dock_widget("omicslens", "Predict")
     widget.add_model_folder(folder)
@@ -80,6 +84,31 @@ def _start_prediction(viewer: Any, model: str, output: str | None) -> int:
         widget.initial_output = output
     widget.load_model()
     return 0
+
+
+def _model_folder(model: str) -> Path:
+    """A bundled model's folder by name, else the path given (FileNotFoundError)."""
+    from omicslens.core.samples import bundled_tile_models
+
+    bundled = bundled_tile_models()
+    folder = Path(bundled.get(model, Path(model)))
+    if not folder.exists():
+        known = ", ".join(bundled) or "none"
+        raise FileNotFoundError(f"no model {model!r} (bundled: {known})")
+    return folder
+
+
+def _checked_output(folder: Path, output: str) -> str:
+    """The output's name as the model spells it (genes, classes, gene sets it can score);
+    an :class:`~omicslens.core.output_names.UnknownOutputError` listing close names."""
+    from omicslens.core.genesets import available_gene_sets
+    from omicslens.core.output_names import resolve_output
+    from omicslens.models.bundle import load_bundle
+
+    bundle = load_bundle(folder)
+    names = list(bundle.output_names)
+    labels = [s.label for s in available_gene_sets(names, bundle.output_meta)]
+    return resolve_output(output, names + labels, bundle.name)
 
 
 def _screenshot_and_exit(viewer: Any, target: Path, wait_for_predictions: bool = False) -> int:

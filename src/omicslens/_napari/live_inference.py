@@ -51,6 +51,8 @@ class LiveInference(QObject):
 
     stats_changed = Signal(object)  # SchedulerStats, on the main thread
     error = Signal(str)
+    #: DomainVerdict of the tissue tiles predicted so far (computed in the job thread)
+    domain_changed = Signal(object)
 
     def __init__(
         self,
@@ -139,10 +141,23 @@ class LiveInference(QObject):
 
     def follow_view_progress(self, poll_seconds: float = 0.25) -> Generator[Progress, None, None]:
         """A job that never ends by itself: progress of the tiles the current view asked
-        for (one activity bar for the whole session rather than one per camera move)."""
+        for (one activity bar for the whole session rather than one per camera move).
+
+        It also re-reads the domain verdict of every predicted tissue tile whenever more
+        tiles are done (here, off the main thread) and signals it to the dock.
+        """
+        from omicslens.app.domain import slide_domain
+
+        counted = -1
         while True:
             tiles = self.view_tiles
             done = int(self.session.store.is_done(tiles).sum()) if len(tiles) else 0
+            total_done = self.session.store.done_count
+            if self.session.bundle.domain is not None and total_done != counted:
+                counted = total_done
+                verdict = slide_domain(self.session)
+                if verdict is not None and verdict.tiles_checked:
+                    self.domain_changed.emit(verdict)
             yield Progress("tiles in view", done, len(tiles))
             time.sleep(poll_seconds)
 

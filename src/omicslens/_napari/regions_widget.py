@@ -334,7 +334,7 @@ class RegionsWidget(QWidget):
         shown = live.output
         from omicslens.core.genesets import available_gene_sets
 
-        gene_sets = available_gene_sets(names, session.bundle.config.outputs)
+        gene_sets = available_gene_sets(names, session.bundle.output_meta)
         smear = self.state.smear
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(report.regions))

@@ -315,6 +315,8 @@ COHORT_COLUMNS = [
     "seconds",
     "worker",
     "model",
+    "domain_verdict",
+    "domain_in_fraction",
     "error",
 ]
 
@@ -336,6 +338,8 @@ def write_cohort_table(reports: Sequence[SlideReport], path: Path) -> Path:
                 f"{r.seconds:.2f}",
                 r.worker,
                 r.model,
+                r.domain.verdict if r.domain else "",
+                f"{r.domain.in_domain_fraction:.4f}" if r.domain else "",
                 r.error,
             ]
         )

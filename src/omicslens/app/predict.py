@@ -27,9 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from omicslens.app.domain import slide_domain
 from omicslens.app.progress import Progress
 from omicslens.app.tiles import TileFailure, predict_tiles, wanted_tiles
 from omicslens.core.atomic import write_text_atomic
+from omicslens.core.domain import DomainVerdict
 from omicslens.core.errors import OmicsLensError
 from omicslens.models.predictor import Predictor
 from omicslens.models.session import InferenceSession
@@ -86,6 +88,8 @@ class SlideReport:
     outputs: list[Path] = field(default_factory=list)
     error: str = ""
     worker: str = ""
+    #: is the slide inside what the model has seen (None: the bundle has no reference)
+    domain: DomainVerdict | None = None
 
     @property
     def tiles_failed(self) -> int:
@@ -199,8 +203,11 @@ def predict_slide(
             report.outputs = [_write_failures(folder, report)]
             report.seconds = time.monotonic() - started
             return report
+        report.domain = slide_domain(session, wanted)
         yield Progress("writing", 0, len(options.formats), message=slide_path.name)
-        report.outputs = _write_outputs(session, slide_path, wanted, folder, options, regions)
+        report.outputs = _write_outputs(
+            session, slide_path, wanted, folder, options, regions, report.domain
+        )
     (folder / FAILED_FILE).unlink(missing_ok=True)  # an earlier run's failures are mended
     write_text_atomic(
         folder / DONE_FILE,
@@ -211,6 +218,7 @@ def predict_slide(
                 "formats": list(options.formats),
                 "outputs": [path.name for path in report.outputs],
                 "tiles": len(wanted),
+                "domain": report.domain.as_dict() if report.domain else None,
             },
             indent=2,
         ),
@@ -248,6 +256,7 @@ def _write_outputs(
     folder: Path,
     options: PredictOptions,
     regions: Sequence[Any] | None,
+    domain: DomainVerdict | None = None,
 ) -> list[Path]:
     from omicslens.core.exports import (
         TileTable,
@@ -268,7 +277,20 @@ def _write_outputs(
         list(bundle.output_names),
         task=bundle.config.task,
         slide_id=slide_fingerprint(slide_path),
-        uns={"model": bundle.name, "bundle_hash": bundle.bundle_hash, "slide": str(slide_path)},
+        uns={
+            "model": bundle.name,
+            "bundle_hash": bundle.bundle_hash,
+            "slide": str(slide_path),
+            **(
+                {
+                    "domain_verdict": domain.verdict,
+                    "domain_in_fraction": round(domain.in_domain_fraction, 4),
+                    "domain": json.dumps(domain.as_dict()),
+                }
+                if domain is not None
+                else {}
+            ),
+        },
     )
     written: list[Path] = []
     if regions is not None:

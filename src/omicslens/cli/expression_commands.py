@@ -41,6 +41,25 @@ def add_expression_commands(subparsers: Any) -> None:
         help="embedding bundle (e.g. H-optimus-0 or UNI with local weights): HEST protocol, "
         "encoder + PCA/ridge head, saved as TorchScript",
     )
+    fit.add_argument(
+        "--heads-from",
+        help="trained omicslens-expression bundle (folder or bundled name): keep its members' "
+        "trunks frozen and fit new ridge heads for --genes (HEST protocol; see "
+        "omicslens.models.expression.wide)",
+    )
+    fit.add_argument(
+        "--extra-genes",
+        help="with --heads-from: comma list added to --genes where every training section "
+        "measures it and 5%% of training spots have counts (default: ERBB2, ESR1, PGR, MKI67, "
+        "CD8A and other markers)",
+    )
+    fit.add_argument(
+        "--alpha-from",
+        choices=["loso", "val"],
+        default="loso",
+        help="with --heads-from: ridge alpha by leave-one-section-out over the training "
+        "sections (default; validation untouched) or on the validation sections",
+    )
     fit.add_argument("--cnn-members", type=int, default=3)
     fit.add_argument("--no-stain-texture", action="store_true")
     fit.add_argument("--epochs", type=int, default=30)
@@ -86,6 +105,9 @@ def cmd_fit_expression(args: argparse.Namespace) -> int:
             f"omicslens: error: {args.out} exists and is not empty (use --force)", file=sys.stderr
         )
         return EXIT_INPUT_ERROR
+    if args.heads_from and args.encoder:
+        print("omicslens: error: give --heads-from or --encoder, not both", file=sys.stderr)
+        return 2
     genes: int | list[str] = (
         int(args.genes) if args.genes.isdigit() else [g.strip() for g in args.genes.split(",")]
     )
@@ -118,6 +140,8 @@ def cmd_fit_expression(args: argparse.Namespace) -> int:
             }
         if args.encoder:
             return _fit_with_encoder(args, train, val, genes, data)
+        if args.heads_from:
+            return _fit_heads(args, train, val, genes, data)
         settings = FitSettings(
             genes=genes,
             cnn_members=args.cnn_members,
@@ -182,6 +206,61 @@ def _fit_with_encoder(
     return 0
 
 
+def _fit_heads(
+    args: argparse.Namespace, train: Any, val: Any, genes: Any, data: dict[str, Any]
+) -> int:
+    from omicslens.core.samples import resolve_model
+    from omicslens.models.expression.fit import write_bundle
+    from omicslens.models.expression.wide import MARKER_GENES, HeadSettings, fit_wide_heads
+
+    extra = (
+        [g.strip() for g in args.extra_genes.split(",") if g.strip()]
+        if args.extra_genes is not None
+        else list(MARKER_GENES)
+    )
+    settings = HeadSettings(
+        genes=genes, extra_genes=extra, alpha_from=args.alpha_from, threads=args.threads
+    )
+    try:
+        net, report = fit_wide_heads(
+            resolve_model(args.heads_from),
+            train,
+            val,
+            settings,
+            log=lambda m: print(m, flush=True),
+        )
+    except (OmicsLensError, ValueError) as error:
+        print(f"omicslens: error: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    write_bundle(
+        net,
+        report,
+        args.out,
+        name=args.name,
+        version=args.version,
+        training_data=data,
+        citation=_HER2ST_CITATION if args.her2st else None,
+        description=f"Predicted relative expression of {len(report.genes)} genes: log1p of "
+        "counts normalised to 10^4 per spot (not counts); ridge heads on the frozen trunks "
+        f"of {report.settings['heads_from']['name']}",
+    )
+    if args.report:
+        from dataclasses import asdict
+
+        args.report.write_text(json.dumps(asdict(report), indent=2))
+    print(
+        f"bundle written to {args.out}: mean validation Pearson "
+        f"{report.mean_pearson['ensemble']:.3f} over {len(report.genes)} genes"
+    )
+    return 0
+
+
+_HER2ST_CITATION = (
+    "Andersson et al., Spatial deconvolution of HER2-positive breast cancer delineates "
+    "tumor-associated cell type interactions, Nat Commun 12, 6012 (2021)"
+)
+
+
 def cmd_evaluate_expression(args: argparse.Namespace) -> int:
     from omicslens.app.measured import compare_with_measured
     from omicslens.app.progress import run_job
@@ -222,6 +301,17 @@ def cmd_evaluate_expression(args: argparse.Namespace) -> int:
     for i in order:
         print(f"  {result.genes[i]:<14} r = {result.pearson[i]:+.3f}")
     print(f"mean Pearson over {len(result.genes)} genes: {result.mean_pearson:.3f}")
+    if result.uncertainty_spearman is not None:
+        overall = result.uncertainty_spearman_overall
+        median = result.uncertainty_spearman_median
+        print(
+            f"uncertainty ranks errors: Spearman "
+            f"{_signed(overall)} overall; per gene median {_signed(median)}"
+        )
     if result.unmeasured:
         print(f"not measured here: {', '.join(result.unmeasured)}")
     return 0
+
+
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{value:+.3f}"

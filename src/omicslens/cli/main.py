@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from omicslens import __version__
+from omicslens.cli.domain_commands import add_check_domain_command
 from omicslens.cli.expression_commands import add_expression_commands
 from omicslens.cli.model_commands import add_model_commands
 from omicslens.cli.predict_command import add_predict_command
+from omicslens.cli.robustness_command import add_robustness_command
 from omicslens.cli.smear_commands import add_smear_commands
 from omicslens.core import OmicsLensError, open_slide
 from omicslens.core.samples import SAMPLES, sample_path
@@ -61,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_commands(commands)
     add_expression_commands(commands)
     add_predict_command(commands)
+    add_check_domain_command(commands)
     add_smear_commands(commands)
+    add_robustness_command(commands)
 
     bench = commands.add_parser("bench", help="benchmarks (results go to docs/benchmarks.md)")
     bench_kinds = bench.add_subparsers(dest="bench_kind", required=True, metavar="KIND")

@@ -42,6 +42,10 @@ def add_model_commands(subparsers: Any) -> argparse.ArgumentParser:
     validate.add_argument("bundle", help="bundle folder, or a Hugging Face repo id in the cache")
     validate.add_argument("--json", action="store_true", help="print machine-readable JSON")
     validate.set_defaults(handler=cmd_model_validate)
+
+    from omicslens.cli.domain_commands import add_domain_action
+
+    add_domain_action(actions)
     return model
 
 

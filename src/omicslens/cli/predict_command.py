@@ -122,6 +122,8 @@ def _print_report(report: SlideReport) -> None:
         )
         for path in report.outputs:
             print(f"  wrote {path}")
+    if report.domain is not None and report.domain.warning:
+        print(f"warning: {name}: {report.domain.warning}", file=sys.stderr)
 
 
 def _cohort(args: argparse.Namespace, options: PredictOptions) -> int:

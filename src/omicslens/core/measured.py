@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,26 @@ class MeasuredExpression:
         present = index >= 0
         out[:, present] = scaled[:, index[present]]
         return out
+
+    def thinned(self, target_umi: float, seed: int = 0) -> MeasuredExpression:
+        """A copy with each spot's raw counts binomially thinned to about ``target_umi``.
+
+        Every count of a spot is kept with probability ``target_umi / library`` (spots
+        already at or below the target are unchanged), which is how a shallower run of
+        the same library would look. Deterministic for a given ``seed``.
+        """
+        if not target_umi > 0:
+            raise ValueError(f"target_umi must be positive, got {target_umi}")
+        rng = np.random.default_rng(seed)
+        library = self.counts.sum(axis=1, keepdims=True).astype(np.float64)
+        keep = np.minimum(1.0, target_umi / np.maximum(library, 1.0))
+        whole = np.rint(np.maximum(self.counts, 0)).astype(np.int64)
+        thinned = rng.binomial(whole, np.broadcast_to(keep, whole.shape)).astype(np.float32)
+        return replace(
+            self,
+            counts=thinned,
+            notes={**self.notes, "thinned_to_umi": float(target_umi), "thinning_seed": seed},
+        )
 
     def pitch_mpp(self) -> float | None:
         """um per image pixel implied by the ST array pitch (200 um), from a least-squares
@@ -272,6 +292,45 @@ def pearson_per_column(predicted: np.ndarray, measured: np.ndarray) -> np.ndarra
     denominator = np.sqrt((p * p).sum(axis=0) * (m * m).sum(axis=0))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denominator > 0, (p * m).sum(axis=0) / denominator, np.nan)
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks (1-based, float64) of each column of ``values``; ties get their mean rank.
+
+    A 1-D array is ranked as one column. NaN is not supported (drop it first).
+    """
+    data = np.asarray(values, dtype=np.float64)
+    column = data.ndim == 1
+    data = data.reshape(len(data), -1)
+    ranks = np.empty_like(data)
+    for j in range(data.shape[1]):
+        order = np.argsort(data[:, j], kind="mergesort")
+        ordered = data[order, j]
+        # runs of equal values: each gets the mean of the positions it spans
+        starts = np.r_[True, ordered[1:] != ordered[:-1]]
+        run = np.cumsum(starts) - 1
+        first = np.flatnonzero(starts)
+        last = np.r_[first[1:], len(ordered)] - 1
+        ranks[order, j] = (first[run] + last[run]) / 2.0 + 1.0
+    return ranks[:, 0] if column else ranks
+
+
+def spearman_per_column(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman rank correlation of each column of ``x`` with the same column of ``y``
+    (or with ``y`` itself when it is 1-D): Pearson r of average-tie ranks; NaN where
+    either side is constant."""
+    rx = average_ranks(x)
+    ry = average_ranks(y)
+    rx = rx.reshape(len(rx), -1)
+    ry = ry.reshape(len(ry), -1)
+    if rx.shape[1] != ry.shape[1]:
+        rx, ry = np.broadcast_arrays(rx, ry)
+    return np.asarray(pearson_per_column(rx, ry), dtype=np.float64)
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman rank correlation of two 1-D arrays (NaN if either is constant)."""
+    return float(spearman_per_column(np.ravel(x), np.ravel(y))[0])
 
 
 def highly_variable_genes(sections: list[MeasuredExpression], top: int = 50) -> list[str]:

@@ -13,8 +13,9 @@ import zipfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from omicslens.core.domain import DOMAIN_FILE, DOMAIN_OUTPUT_META, DomainReference, load_reference
 from omicslens.models.config import BundleConfig, TransformStep, invert_output_transform
 from omicslens.models.errors import BundleNotFoundError, WeightsNotFoundError
 from omicslens.models.hub import find_cached_snapshot, hf_hub_cache, looks_like_repo_id
@@ -50,6 +51,9 @@ class ModelBundle:
     weights_path: Path
     weights_format: WeightsFormat
     source: str
+    #: the training distribution (``domain.json``), when the bundle carries one: the
+    #: predictor then adds a ``domain_distance`` output (see ``core.domain``)
+    domain: DomainReference | None = None
 
     @property
     def config_path(self) -> Path:
@@ -64,7 +68,25 @@ class ModelBundle:
 
     @property
     def output_names(self) -> tuple[str, ...]:
-        return self.config.class_names
+        """The model's outputs, then ``domain_distance`` when the bundle has a reference."""
+        if self.domain is None:
+            return self.config.class_names
+        return (*self.config.class_names, DOMAIN_OUTPUT_META["name"])
+
+    @property
+    def output_meta(self) -> list[dict[str, Any]]:
+        """One metadata dict per output name (``kind``, ``pearson``, ...; may be empty)."""
+        meta = [dict(m) for m in self.config.outputs] if self.config.outputs else []
+        if len(meta) != len(self.config.class_names):
+            meta = [{} for _ in self.config.class_names]
+        if self.domain is not None:
+            meta.append(dict(DOMAIN_OUTPUT_META))
+        return meta
+
+    @property
+    def model_outputs(self) -> int:
+        """Columns the network itself returns (``num_classes``)."""
+        return self.config.num_classes
 
     @property
     def weights_size(self) -> int:
@@ -72,7 +94,7 @@ class ModelBundle:
 
     @cached_property
     def bundle_hash(self) -> str:
-        """sha256 of ``config.json`` bytes then weights bytes, first 16 hex digits.
+        """sha256 of ``config.json`` bytes, weights bytes, then ``domain.json`` if used.
 
         Prediction caches are keyed by it, so editing either file (new weights, a changed
         normalisation) gives a new key and never shows stale values. Computed once per
@@ -82,15 +104,18 @@ class ModelBundle:
         with self.weights_path.open("rb") as stream:
             while chunk := stream.read(_HASH_CHUNK):
                 digest.update(chunk)
+        if self.domain is not None:
+            digest.update((self.path / DOMAIN_FILE).read_bytes())
         return digest.hexdigest()[:16]
 
 
-def load_bundle(path_or_repo_id: str | Path) -> ModelBundle:
+def load_bundle(path_or_repo_id: str | Path, *, with_domain: bool = True) -> ModelBundle:
     """Locate and validate a bundle; raises a typed, file-naming error on any problem.
 
     Accepts a bundle folder, the ``config.json`` inside one, or a Hugging Face repo id
     ``org/name`` that is already in the local cache (never downloaded). A local path
-    that exists always wins over a repo id of the same spelling.
+    that exists always wins over a repo id of the same spelling. ``with_domain=False``
+    ignores the bundle's ``domain.json`` (to fit a new one).
     """
     source = str(path_or_repo_id)
     folder = _resolve_folder(path_or_repo_id)
@@ -102,7 +127,21 @@ def load_bundle(path_or_repo_id: str | Path) -> ModelBundle:
         weights_path=weights,
         weights_format=sniff_weights_format(weights),
         source=source,
+        domain=_checked_domain(folder, config) if with_domain else None,
     )
+
+
+def _checked_domain(folder: Path, config: BundleConfig) -> DomainReference | None:
+    from omicslens.core.domain import DomainReferenceError
+
+    domain = load_reference(folder)
+    if domain is not None and domain.n_outputs != config.num_classes:
+        raise DomainReferenceError(
+            folder / DOMAIN_FILE,
+            f"made for a model with {domain.n_outputs} outputs, but config.json declares "
+            f"num_classes={config.num_classes}; refit it with `omicslens model add-domain`",
+        )
+    return domain
 
 
 def _resolve_folder(path_or_repo_id: str | Path) -> Path:

@@ -21,6 +21,7 @@ from torch import nn
 
 from omicslens.models.bundle import ModelBundle, load_bundle
 from omicslens.models.device import choose_device
+from omicslens.models.domain import colour_features
 from omicslens.models.errors import DeviceError, WeightsError
 from omicslens.models.loading import load_model
 from omicslens.models.preprocess import normalisation_tensors, to_model_input
@@ -71,7 +72,8 @@ class Predictor:
 
     @property
     def num_outputs(self) -> int:
-        return self.bundle.config.num_classes
+        """Columns of :meth:`predict`: the model's, plus ``domain_distance`` if any."""
+        return len(self.bundle.output_names)
 
     @property
     def patch_size(self) -> int:
@@ -139,8 +141,14 @@ class Predictor:
         output = self._forward(batch)
         if self.bundle.config.apply_softmax:
             output = torch.softmax(output, dim=1)
+        domain = self.bundle.domain
+        colour = colour_features(pixels) if domain is not None else None
         # .cpu() waits for the GPU, so the staging buffer is free for the next chunk.
-        return output.cpu().numpy().astype(np.float32, copy=False)
+        values = output.cpu().numpy().astype(np.float32, copy=False)
+        if domain is None or colour is None:
+            return values
+        distance = domain.distance(colour.numpy(), values).astype(np.float32)
+        return np.concatenate([values, distance[:, None]], axis=1)
 
     def _upload(self, chunk: np.ndarray) -> torch.Tensor:
         host = torch.from_numpy(chunk)
@@ -176,14 +184,15 @@ class Predictor:
         path = self.bundle.weights_path
         if not isinstance(output, torch.Tensor):
             raise WeightsError(path, f"model returned {type(output).__name__}, expected one tensor")
-        if output.ndim == 1 and self.num_outputs == 1:
+        expected = self.bundle.model_outputs
+        if output.ndim == 1 and expected == 1:
             output = output.unsqueeze(1)
-        if output.ndim != 2 or output.shape[0] != n or output.shape[1] != self.num_outputs:
+        if output.ndim != 2 or output.shape[0] != n or output.shape[1] != expected:
             raise WeightsError(
                 path,
                 f"model output has shape {tuple(output.shape)} for {n} patches, but "
-                f"config.json declares num_classes={self.num_outputs} "
-                f"(expected ({n}, {self.num_outputs}))",
+                f"config.json declares num_classes={expected} "
+                f"(expected ({n}, {expected}))",
             )
         return output
 

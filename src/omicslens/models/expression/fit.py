@@ -172,6 +172,20 @@ def _batched(
     return torch.cat([function(x[i : i + size]) for i in range(0, len(x), size)])
 
 
+def stain_jitter(
+    rgb: torch.Tensor, generator: torch.Generator, scale: float = 0.15, shift: float = 0.05
+) -> torch.Tensor:
+    """Per-image stain jitter in optical density: (N, 3, H, W) RGB in [0, 1] -> same.
+
+    The stain variation the CNN members are trained to ignore; the domain reference is
+    built over the same jitter, so a stain shift of this size stays "in domain".
+    """
+    od = -torch.log(rgb.clamp(min=1 / 255))
+    gain = 1 + scale * torch.randn(len(rgb), 3, 1, 1, generator=generator)
+    offset = shift * torch.randn(len(rgb), 3, 1, 1, generator=generator)
+    return torch.exp(-(od * gain + offset)).clamp(0, 1)
+
+
 def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Flips, 90 degree turns, and stain jitter in optical density (uint8 NHWC in)."""
     rgb = x.permute(0, 3, 1, 2).float() / 255
@@ -180,10 +194,7 @@ def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     if torch.rand(1, generator=generator) < 0.5:
         rgb = rgb.flip(2)
     rgb = torch.rot90(rgb, int(torch.randint(4, (1,), generator=generator)), (2, 3))
-    od = -torch.log(rgb.clamp(min=1 / 255))
-    scale = 1 + 0.15 * torch.randn(len(x), 3, 1, 1, generator=generator)
-    shift = 0.05 * torch.randn(len(x), 3, 1, 1, generator=generator)
-    rgb = torch.exp(-(od * scale + shift)).clamp(0, 1)
+    rgb = stain_jitter(rgb, generator)
     mean = torch.tensor(MEAN).view(1, 3, 1, 1)
     std = torch.tensor(STD).view(1, 3, 1, 1)
     return (rgb - mean) / std
