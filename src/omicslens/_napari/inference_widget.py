@@ -105,6 +105,7 @@ class InferenceWidget(QWidget):
         self.flag_spin.setValue(DEFAULT_FLAG_BELOW)
         self.flag_spin.setToolTip("Genes whose validation Pearson r is below this are flagged")
         self._choices: list[OutputCombination] = []
+        self._grades: dict[str, str] = {}
         self.measured = MeasuredPanel(self)
         self.similarity = SimilarityPanel(self)
         self.colormap_combo = QComboBox()
@@ -278,6 +279,7 @@ class InferenceWidget(QWidget):
         """Genes (with validation r, flagged when low), then uncertainty and gene sets."""
         names = list(session.bundle.output_names)
         meta = session.bundle.output_meta
+        self._grades = session.bundle.robustness_grades
         self._choices = []
         self.output_list.blockSignals(True)
         self.output_list.clear()
@@ -352,10 +354,19 @@ class InferenceWidget(QWidget):
                 text = f"Σ {text}"
             elif pearson is not None:
                 low = pearson < threshold
-                text = f"{'⚠ ' if low else ''}{text}  (r = {pearson:.2f})"
+                grade = self._grades.get(choice.used[0], "") if len(choice.used) == 1 else ""
+                graded = f", robustness {grade}" if grade else ""
+                text = f"{'⚠ ' if low else ''}{text}  (r = {pearson:.2f}{graded})"
                 item.setToolTip(
                     f"Validation Pearson r = {pearson:.2f}"
                     + (f": below {threshold:.2f}, do not rely on this map" if low else "")
+                    + (
+                        f"\nRobustness grade {grade} (A best, D worst): how well this gene's "
+                        "map survives stain, scanner colour, JPEG, blur and pixel-size changes "
+                        "(robustness.json in the bundle; docs/expression.md)"
+                        if grade
+                        else ""
+                    )
                 )
             item.setText(text)
 

@@ -89,6 +89,15 @@ def bundle_info(bundle: ModelBundle) -> dict[str, Any]:
         "wsinfer_problems": schema_problems or [],
         "description": config.description,
         "citation": config.citation,
+        "domain_reference": None
+        if bundle.domain is None
+        else {
+            "slides": [s.get("slide") for s in bundle.domain.provenance.get("slides", [])],
+            "tiles_fitted": bundle.domain.provenance.get("tiles_fitted"),
+        },
+        "robustness_grades": None
+        if bundle.robustness is None
+        else bundle.robustness.grade_counts(),
     }
 
 
@@ -121,6 +130,19 @@ def format_bundle_info(info: dict[str, Any]) -> str:
     for key, scores in info["scores"].items():
         if scores:
             lines.append(f"{key:<14} {_score_summary(scores)}")
+    domain = info.get("domain_reference")
+    lines.append(
+        "domain check   "
+        + (
+            f"yes, from {', '.join(map(str, domain['slides']))} ({domain['tiles_fitted']} tiles)"
+            if domain
+            else "no domain.json: slides cannot be checked (omicslens model add-domain)"
+        )
+    )
+    grades = info.get("robustness_grades")
+    if grades:
+        counts = ", ".join(f"{grade} {count}" for grade, count in grades.items())
+        lines.append(f"robustness     genes per grade: {counts}")
     if info["description"]:
         lines.append(f"description    {info['description']}")
     if info["citation"]:

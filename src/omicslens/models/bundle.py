@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from omicslens.core.domain import DOMAIN_FILE, DOMAIN_OUTPUT_META, DomainReference, load_reference
+from omicslens.core.robustness import RobustnessReport, load_bundle_robustness
 from omicslens.models.config import BundleConfig, TransformStep, invert_output_transform
 from omicslens.models.errors import BundleNotFoundError, WeightsNotFoundError
 from omicslens.models.hub import find_cached_snapshot, hf_hub_cache, looks_like_repo_id
@@ -54,6 +55,14 @@ class ModelBundle:
     #: the training distribution (``domain.json``), when the bundle carries one: the
     #: predictor then adds a ``domain_distance`` output (see ``core.domain``)
     domain: DomainReference | None = None
+    #: the stored robustness report (``robustness.json``), when the bundle carries one;
+    #: informational, so not part of the bundle hash
+    robustness: RobustnessReport | None = None
+
+    @property
+    def robustness_grades(self) -> dict[str, str]:
+        """Gene -> robustness grade (A-D) from the stored report; empty without one."""
+        return self.robustness.grades if self.robustness is not None else {}
 
     @property
     def config_path(self) -> Path:
@@ -128,6 +137,7 @@ def load_bundle(path_or_repo_id: str | Path, *, with_domain: bool = True) -> Mod
         weights_format=sniff_weights_format(weights),
         source=source,
         domain=_checked_domain(folder, config) if with_domain else None,
+        robustness=load_bundle_robustness(folder),
     )
 
 

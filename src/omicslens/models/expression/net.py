@@ -119,6 +119,7 @@ class ExpressionNet(nn.Module):
         fine_px: int = 80,
         context_px: int = 80,
         uncertainty_output: bool = False,
+        predicting_members: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         self.fine_px = fine_px
@@ -130,6 +131,10 @@ class ExpressionNet(nn.Module):
             options = {key: value for key, value in spec.items() if key != "kind"}
             built.append(MEMBER_KINDS[spec["kind"]](genes, **options))
         self.members = nn.ModuleList(built)
+        chosen = list(range(len(built))) if predicting_members is None else list(predicting_members)
+        if not chosen or any(not 0 <= i < len(built) for i in chosen):
+            raise ValueError(f"predicting_members {chosen} must index the {len(built)} members")
+        self.predicting_members = chosen
         self.register_buffer("target_mean", torch.zeros(genes))
         self.register_buffer("target_std", torch.ones(genes))
 
@@ -140,9 +145,17 @@ class ExpressionNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Genes in log1p units; with ``uncertainty_output`` one more column: the members'
-        disagreement (SD across members, in per-gene SD units, averaged over genes)."""
+        disagreement (SD across members, in per-gene SD units, averaged over genes).
+
+        ``predicting_members`` (default: all) are averaged for the prediction; every
+        member counts for the disagreement. The bundled model predicts with its CNNs only
+        (the stain/texture member follows stain colour, see the robustness report) and
+        keeps that member as a witness: it disagrees most where colour or tissue is
+        unlike training, which is what made the uncertainty rank errors.
+        """
         members = self.standardised(x)
-        genes = members.mean(0) * self.target_std + self.target_mean
+        predicting = members[self.predicting_members]
+        genes = predicting.mean(0) * self.target_std + self.target_mean
         if not self.uncertainty_output:
             return genes
         if members.shape[0] > 1:
