@@ -115,9 +115,9 @@ def test_bundle_robustness_is_optional_and_checked(tmp_path: Path) -> None:
 
 
 def test_the_bundled_model_carries_its_c6_report() -> None:
-    from omicslens.core.samples import bundled_models
-
     import json
+
+    from omicslens.core.samples import bundled_models
 
     folder = bundled_models()["her2st-expression"]
     report = load_bundle_robustness(folder)

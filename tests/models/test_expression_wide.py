@@ -189,7 +189,8 @@ def test_the_shipped_wide_bundle() -> None:
     bundle = load_bundle(WIDE)
     config = json.loads((WIDE / "config.json").read_text())
     genes = [o["name"] for o in config["outputs"] if o["kind"] == "gene"]
-    assert len(genes) >= 1000 and bundle.output_names[-1] == "ensemble_sd"
+    assert len(genes) >= 1000 and bundle.config.class_names[-1] == "ensemble_sd"
+    assert bundle.output_names[-1] == "domain_distance"  # it carries a domain reference
     assert {"ERBB2", "MKI67", "KRT19", "COL1A1"} <= set(genes)
     assert config["training"]["val_sections"] == ["C6"]
     assert validate_against_wsinfer_schema(config) == []

@@ -335,6 +335,11 @@ class RegionsWidget(QWidget):
         from omicslens.core.genesets import available_gene_sets
 
         gene_sets = available_gene_sets(names, session.bundle.output_meta)
+        not_expression = {
+            m.get("name", "")
+            for m in session.bundle.output_meta
+            if m.get("kind") in ("uncertainty", "domain")
+        }
         smear = self.state.smear
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(report.regions))
@@ -344,7 +349,7 @@ class RegionsWidget(QWidget):
             mean = float(shown_values.mean()) if s.predicted else float("nan")
             median = float(np.median(shown_values)) if s.predicted else float("nan")
             sd = float(shown_values.std(ddof=1)) if s.predicted > 1 else float("nan")
-            top = ", ".join(f"{n} {v:.2f}" for n, v in top_outputs(s, names, 5))
+            top = ", ".join(f"{n} {v:.2f}" for n, v in top_outputs(s, names, 5, not_expression))
             sets = ""
             if s.predicted:
                 sets = ", ".join(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +25,22 @@ from omicslens.models.expression.evaluate import (
 from omicslens.models.predictor import Predictor
 
 SPOT_BATCH = 64
+
+
+def measured_with_resolution(
+    path: str | Path, section: str | None, mpp: float | None, from_spots: bool
+) -> tuple[MeasuredExpression, float | None]:
+    """The measured spots and the slide resolution to use with them: ``mpp`` as given,
+    or (``from_spots``) measured from the ST array's 200 um pitch. Typed errors."""
+    from omicslens.core.errors import OmicsLensError
+    from omicslens.core.measured import load_measured
+
+    measured = load_measured(path, section=section)
+    if from_spots:
+        mpp = measured.pitch_mpp()
+        if mpp is None:
+            raise OmicsLensError(f"{path}: no array coordinates to measure the pitch")
+    return measured, mpp
 
 
 @dataclass

@@ -262,19 +262,15 @@ _HER2ST_CITATION = (
 
 
 def cmd_evaluate_expression(args: argparse.Namespace) -> int:
-    from omicslens.app.measured import compare_with_measured
+    from omicslens.app.measured import compare_with_measured, measured_with_resolution
     from omicslens.app.progress import run_job
     from omicslens.app.tiles import load_predictor
     from omicslens.core import open_slide
-    from omicslens.core.measured import load_measured
 
     try:
-        measured = load_measured(args.measured, section=args.section)
-        mpp = args.mpp
-        if args.mpp_from_spots:
-            mpp = measured.pitch_mpp()
-            if mpp is None:
-                raise OmicsLensError(f"{args.measured}: no array coordinates to measure the pitch")
+        measured, mpp = measured_with_resolution(
+            args.measured, args.section, args.mpp, args.mpp_from_spots
+        )
         predictor = load_predictor(args.model, device=args.device)
         with open_slide(args.slide, mpp=mpp) as slide:
             result = run_job(compare_with_measured(slide, measured, predictor)).evaluation

@@ -70,11 +70,11 @@ def _error(error: Exception | str, as_json: bool) -> int:
 
 
 def cmd_robustness(args: argparse.Namespace) -> int:
+    from omicslens.app.measured import measured_with_resolution
     from omicslens.app.progress import run_job
     from omicslens.app.robustness import robustness_job
     from omicslens.app.tiles import load_predictor
     from omicslens.core import open_slide
-    from omicslens.core.measured import load_measured
     from omicslens.core.perturb import DEFAULT_PERTURBATIONS, perturbation_named
     from omicslens.core.robustness import REPORT_FILE, write_report
     from omicslens.core.samples import resolve_model
@@ -96,12 +96,9 @@ def cmd_robustness(args: argparse.Namespace) -> int:
         if target.exists() and not args.force:
             return _error(f"{target} exists (use --force to replace it)", args.json)
     try:
-        measured = load_measured(args.measured, section=args.section)
-        mpp = args.mpp
-        if args.mpp_from_spots:
-            mpp = measured.pitch_mpp()
-            if mpp is None:
-                raise OmicsLensError(f"{args.measured}: no array coordinates to measure the pitch")
+        measured, mpp = measured_with_resolution(
+            args.measured, args.section, args.mpp, args.mpp_from_spots
+        )
         predictor = load_predictor(args.model, device=args.device)
         with open_slide(args.slide, mpp=mpp) as slide:
             report = run_job(

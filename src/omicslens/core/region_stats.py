@@ -11,6 +11,7 @@ Tiles are spatially correlated, so p-values are optimistic; read them as a ranki
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,10 +89,14 @@ def summarise(region: Region, store: PredictionStore, tissue: np.ndarray) -> Reg
     )
 
 
-def top_outputs(summary: RegionSummary, names: list[str], n: int = 10) -> list[tuple[str, float]]:
-    """The ``n`` outputs with the highest mean in the region."""
-    order = np.argsort(-np.nan_to_num(summary.mean, nan=-np.inf))[:n]
-    return [(names[i], float(summary.mean[i])) for i in order]
+def top_outputs(
+    summary: RegionSummary, names: list[str], n: int = 10, skip: Collection[str] = ()
+) -> list[tuple[str, float]]:
+    """The ``n`` outputs with the highest mean in the region, leaving out ``skip`` (the
+    uncertainty and domain-distance outputs are not expression)."""
+    order = np.argsort(-np.nan_to_num(summary.mean, nan=-np.inf))
+    kept = [i for i in order if names[i] not in skip][:n]
+    return [(names[i], float(summary.mean[i])) for i in kept]
 
 
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
