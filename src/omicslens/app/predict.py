@@ -219,6 +219,7 @@ def predict_slide(
                 "outputs": [path.name for path in report.outputs],
                 "tiles": len(wanted),
                 "domain": report.domain.as_dict() if report.domain else None,
+                "trusted_code": bool(getattr(predictor, "trust_code", False)),
             },
             indent=2,
         ),

@@ -52,12 +52,18 @@ class TileRun:
 
 
 def load_predictor(
-    model: str | Path, device: str | None = None, batch_size: int | None = None
+    model: str | Path,
+    device: str | None = None,
+    batch_size: int | None = None,
+    trust_code: bool = False,
 ) -> Predictor:
-    """The bundle (folder, bundled name or cached hub id) on its device, loaded once."""
+    """The bundle (folder, bundled name or cached hub id) on its device, loaded once.
+    ``trust_code`` runs TorchScript that calls file or process ops (refused otherwise)."""
     from omicslens.core.samples import resolve_model
 
-    return Predictor(resolve_model(str(model)), device=device, batch_size=batch_size)
+    return Predictor(
+        resolve_model(str(model)), device=device, batch_size=batch_size, trust_code=trust_code
+    )
 
 
 def predict_tiles(

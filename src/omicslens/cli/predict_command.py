@@ -41,6 +41,12 @@ def add_predict_command(subparsers: Any) -> None:
         "summary measurements) and region membership in tiles.h5ad",
     )
     predict.add_argument("--force", action="store_true", help="replace existing outputs")
+    predict.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="run a TorchScript model even if it calls ops that touch files or processes "
+        "(refused by default; recorded in done.json)",
+    )
     where = predict.add_mutually_exclusive_group()
     where.add_argument(
         "--scheduler",
@@ -75,7 +81,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from omicslens.app.tiles import load_predictor
 
     try:
-        predictor = load_predictor(args.model, args.device, args.batch_size)
+        predictor = load_predictor(
+            args.model, args.device, args.batch_size, trust_code=args.trust_code
+        )
     except INPUT_ERRORS as error:
         print(f"omicslens: error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR

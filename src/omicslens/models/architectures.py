@@ -16,6 +16,7 @@ TorchScript bundles (WSInfer's format) need none of this: the archive holds the 
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -84,6 +85,67 @@ def architecture_source(name: str) -> str | None:
     return None
 
 
+#: ``architecture_args`` a bundle may pass to timm: shape and regularisation settings
+#: only. Anything else (``checkpoint_path``, ``pretrained``, ``pretrained_cfg_overlay``,
+#: hub ids, cache folders...) could make timm read or unpickle a file, so it is refused.
+TIMM_ARGS = frozenset(
+    {
+        "img_size",
+        "patch_size",
+        "in_chans",
+        "global_pool",
+        "embed_dim",
+        "depth",
+        "num_heads",
+        "mlp_ratio",
+        "qkv_bias",
+        "qk_norm",
+        "init_values",
+        "class_token",
+        "no_embed_class",
+        "reg_tokens",
+        "pos_embed",
+        "dynamic_img_size",
+        "dynamic_img_pad",
+        "drop_rate",
+        "drop_path_rate",
+        "attn_drop_rate",
+        "proj_drop_rate",
+        "pos_drop_rate",
+        "act_layer",
+        "norm_layer",
+        "mlp_layer",
+        "fc_norm",
+        "output_stride",
+        "layers",
+        "width",
+    }
+)
+_SAFE_STRING = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+
+def check_timm_args(name: str, kwargs: dict[str, Any]) -> None:
+    """Refuse ``architecture_args`` outside :data:`TIMM_ARGS`, and values that are not
+    plain numbers, booleans or short identifiers (no paths, no URLs, no hub ids)."""
+    for key, value in kwargs.items():
+        if key not in TIMM_ARGS:
+            raise ArchitectureError(
+                f"architecture_args '{key}' is not allowed for the timm architecture "
+                f"'{name}' (allowed: {', '.join(sorted(TIMM_ARGS))}); weights come only from "
+                "the bundle's own weights file"
+            )
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for item in values:
+            if isinstance(item, (bool, int, float)) or item is None:
+                continue
+            if isinstance(item, str) and _SAFE_STRING.match(item):
+                continue
+            raise ArchitectureError(
+                f"architecture_args '{key}' for '{name}' must be numbers, booleans or short "
+                f"names, got {item!r}"
+            )
+
+
 def build_architecture(name: str, num_outputs: int, **kwargs: Any) -> nn.Module:
     """A freshly initialised network (random weights) with ``num_outputs`` outputs."""
     if num_outputs < 0:
@@ -92,6 +154,8 @@ def build_architecture(name: str, num_outputs: int, **kwargs: Any) -> nn.Module:
         return _build(REGISTRY[name], num_outputs, kwargs)
     if timm_available():
         import timm
+
+        check_timm_args(name, kwargs)
 
         try:
             return timm.create_model(name, pretrained=False, num_classes=num_outputs, **kwargs)

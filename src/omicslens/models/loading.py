@@ -30,6 +30,7 @@ from omicslens.models.errors import (
     StateDictMismatchError,
     WeightsError,
 )
+from omicslens.models.torchscript_check import check_torchscript
 
 # Prefixes added by wrappers around the real model: DataParallel/DDP and torch.compile.
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
@@ -37,9 +38,14 @@ _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 _NESTED_KEYS = ("state_dict", "model", "model_state_dict")
 
 
-def load_model(bundle: ModelBundle) -> nn.Module:
-    """The bundle's network with its weights, in eval mode, on the CPU."""
+def load_model(bundle: ModelBundle, trust_code: bool = False) -> nn.Module:
+    """The bundle's network with its weights, in eval mode, on the CPU.
+
+    A TorchScript archive is read (not run) first and refused when it calls ops that
+    touch files or processes (:mod:`omicslens.models.torchscript_check`), unless
+    ``trust_code``."""
     if bundle.weights_format == "torchscript":
+        check_torchscript(bundle.weights_path, trust_code)
         model = _load_torchscript(bundle.weights_path)
     else:
         state = load_state_dict(bundle.weights_path, bundle.weights_format)

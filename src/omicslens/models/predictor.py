@@ -46,15 +46,19 @@ class Predictor:
         device: str | torch.device | None = None,
         batch_size: int | None = None,
         precision: str = "auto",
+        trust_code: bool = False,
     ) -> None:
         self.bundle = bundle if isinstance(bundle, ModelBundle) else load_bundle(bundle)
+        #: the user chose to run TorchScript that calls file or process ops (recorded
+        #: in the outputs of ``predict``)
+        self.trust_code = trust_code
         self.device = choose_device(device)
         self.autocast_dtype = resolve_precision(precision, self.device)
         self.precision = precision
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
         self.batch_size = batch_size or DEFAULT_BATCH_SIZE.get(self.device.type, 16)
-        model = load_model(self.bundle)
+        model = load_model(self.bundle, trust_code=trust_code)
         # channels_last lets cuDNN pick its fastest conv kernels; transformers gain nothing.
         self.channels_last = self.device.type == "cuda" and count_convs(model) > 1
         model = model.to(self.device)
