@@ -57,3 +57,26 @@ def test_info_metadata_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", str(CMU1), "--json", "--metadata"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["metadata"]["aperio"]["AppMag"] == 20
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys) -> None:
+    import omicslens.cli.main as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_info", interrupted)
+    assert cli.main(["info", str(CMU1)]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "omicslens: interrupted" and "Traceback" not in err
+
+
+def test_a_closed_pipe_is_not_an_error(monkeypatch) -> None:
+    import omicslens.cli.main as cli
+
+    def reader_left(args):
+        raise BrokenPipeError
+
+    monkeypatch.setattr(cli, "cmd_info", reader_left)
+    monkeypatch.setattr(cli.os, "dup2", lambda *a: None)  # keep pytest's stdout
+    assert cli.main(["info", str(CMU1)]) == 0

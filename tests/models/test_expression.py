@@ -237,3 +237,26 @@ def test_classification_bundle_is_refused_as_encoder(tmp_path: Path, capsys) -> 
     )
     assert code == 1
     assert "task 'embedding'" in capsys.readouterr().err
+
+
+def test_evaluate_with_no_measured_model_gene_is_an_error_not_nan(tmp_path, capsys) -> None:
+    from tests.helpers.bundles import make_bundle
+
+    bundle = make_bundle(tmp_path / "b", outputs=("NOT_A_GENE", "NOR_THIS"), patch_size=32)
+    code = main(
+        [
+            "evaluate-expression",
+            str(CUT / "images" / "C6.jpg"),
+            "--measured",
+            str(CUT),
+            "--section",
+            "C6",
+            "--mpp-from-spots",
+            "--model",
+            str(bundle),
+            "--json",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 1 and "NaN" not in out
+    assert json.loads(out)["type"] == "NoCommonGenes"

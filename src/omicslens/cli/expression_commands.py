@@ -279,6 +279,16 @@ def cmd_evaluate_expression(args: argparse.Namespace) -> int:
             print(json.dumps({"error": str(error), "type": type(error).__name__}))
         print(f"omicslens: error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    if not result.genes:
+        problem = (
+            f"{measured.source}: none of the {len(result.unmeasured)} outputs of "
+            f"{predictor.bundle.name} was measured (e.g. {', '.join(result.unmeasured[:5])}); "
+            "nothing to compare"
+        )
+        if args.json:
+            print(json.dumps({"error": problem, "type": "NoCommonGenes"}))
+        print(f"omicslens: error: {problem}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
     summary = {
         "slide": str(args.slide),
         "measured": measured.source,

@@ -62,7 +62,7 @@ class SpotEvaluation:
     def as_dict(self) -> dict[str, object]:
         summary: dict[str, object] = {
             "n_spots": self.n_spots,
-            "mean_pearson": round(self.mean_pearson, 4),
+            "mean_pearson": _json_float(self.mean_pearson),
             "pearson": {g: _json_float(r) for g, r in zip(self.genes, self.pearson, strict=True)},
             "unmeasured_outputs": self.unmeasured,
         }
