@@ -9,6 +9,7 @@ otherwise raise :class:`MissingResolutionError`. Never guess.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from omicslens.core import resolution as res
@@ -80,8 +81,15 @@ def open_slide(
     """
     path = Path(path).expanduser()
     given = res.override(mpp) if mpp is not None else None
-    if not path.exists():
-        raise SlideNotFoundError(path, "no such file or directory")
+    try:
+        mode = path.stat().st_mode  # follows symlinks; a loop raises OSError (ELOOP)
+    except FileNotFoundError:
+        raise SlideNotFoundError(path, "no such file or directory") from None
+    except OSError as error:
+        raise UnsupportedSlideError(path, f"cannot be read ({error.strerror or error})") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        # a FIFO, socket or device named .svs would block or never end on the first read
+        raise UnsupportedSlideError(path, "not a regular file (a pipe, socket or device)")
     kind = sniff_format(path)
     if kind is None:
         if path.is_dir():
