@@ -214,3 +214,45 @@ def test_log1p_outputs_are_recorded_not_applied() -> None:
     assert invert_output_transform(values, None) is values
     with pytest.raises(BundleConfigError, match="only applies to regression"):
         BundleConfig.from_dict(broken(task="classification", output_transform="log1p"))
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("spacing_um_px", 1e-09, "microns per pixel"),
+        ("spacing_um_px", 1e6, "microns per pixel"),
+        ("patch_size_pixels", 10**6, "at most 8192"),
+        ("class_names", ["a\x00b", "c", "d"], "printable"),
+        ("class_names", ["a\nb", "c", "d"], "printable"),
+        ("class_names", ["\udcff", "c", "d"], "printable"),
+    ],
+)
+def test_bounds_on_sizes_spacings_and_names(tmp_path, field, value, message) -> None:
+    from omicslens.models.config import BundleConfig
+    from omicslens.models.errors import BundleConfigError
+
+    data = {
+        "spec_version": "1.0",
+        "architecture": "omicslens-tinycnn",
+        "num_classes": 3,
+        "class_names": ["a", "b", "c"],
+        "patch_size_pixels": 32,
+        "spacing_um_px": 0.5,
+        "transform": [{"name": "ToTensor"}],
+        field: value,
+    }
+    with pytest.raises(BundleConfigError, match=message):
+        BundleConfig.from_dict(data, tmp_path / "config.json")
+
+
+def test_deeply_nested_or_huge_configs_are_typed_errors(tmp_path) -> None:
+    from omicslens.models.config import BundleConfig
+    from omicslens.models.errors import BundleConfigError
+
+    path = tmp_path / "config.json"
+    path.write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(BundleConfigError, match="nested too deeply"):
+        BundleConfig.from_file(path)
+    path.write_bytes(b" " * (16 * 2**20 + 1))
+    with pytest.raises(BundleConfigError, match="16 MiB"):
+        BundleConfig.from_file(path)

@@ -121,6 +121,10 @@ class BundleConfig:
         """Read and validate ``config.json``; raises :class:`BundleConfigError` naming it."""
         path = Path(path)
         try:
+            if path.is_file() and path.stat().st_size > MAX_CONFIG_BYTES:
+                raise BundleConfigError(
+                    path, [ConfigProblem("<file>", "larger than 16 MiB; not a model config")]
+                )
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise BundleConfigError(
@@ -136,6 +140,10 @@ class BundleConfig:
             raise BundleConfigError(
                 path, [ConfigProblem("<file>", f"is not valid JSON: {error}")]
             ) from error
+        except RecursionError:
+            raise BundleConfigError(
+                path, [ConfigProblem("<file>", "JSON nested too deeply to be a model config")]
+            ) from None
         return cls.from_dict(data, source=path)
 
     @classmethod
@@ -211,6 +219,13 @@ def invert_output_transform(values: np.ndarray, transform: str | None) -> np.nda
 
 
 # -- validation --------------------------------------------------------------------------
+MAX_CONFIG_BYTES = 16 * 2**20
+#: microns per pixel a model may ask for (electron microscopy to whole-slide overviews)
+SPACING_RANGE = (0.01, 1000.0)
+#: sizes beyond which a config is not a real model (and would allocate absurd buffers)
+INT_LIMITS = {"patch_size_pixels": 8192, "num_classes": 100_000}
+
+
 class _Checker:
     """Walks a config dict once, collecting every problem instead of stopping at the first."""
 
@@ -272,6 +287,10 @@ class _Checker:
         if not _is_int(value) or value < 1:
             self.fail(key, f"expected a positive integer, got {_describe(value)}")
             return 0
+        limit = INT_LIMITS.get(key)
+        if limit is not None and value > limit:
+            self.fail(key, f"expected at most {limit}, got {value}")
+            return 0
         return int(value)
 
     def class_names(self, num_classes: int) -> tuple[str, ...]:
@@ -287,6 +306,12 @@ class _Checker:
         for index, name in enumerate(value):
             if not isinstance(name, str) or not name:
                 self.fail(f"class_names[{index}]", f"expected a string, got {_describe(name)}")
+            elif len(name) > 200 or not name.isprintable():
+                # NUL, newlines or lone surrogates break CSV, h5ad and GeoJSON writers
+                self.fail(
+                    f"class_names[{index}]",
+                    f"expected a printable name of at most 200 characters, got {name[:40]!r}",
+                )
             elif name in seen:
                 self.fail(f"class_names[{index}]", f"duplicate name {name!r}")
             else:
@@ -308,6 +333,14 @@ class _Checker:
             self.fail(
                 "spacing_um_px",
                 f"expected a positive number of microns per pixel, got {_describe(value)}",
+            )
+            return 0.0
+        if not SPACING_RANGE[0] <= value <= SPACING_RANGE[1]:
+            # 1e-9 um/px would plan a tile grid of ~10^17 cells (129 GiB asked of numpy)
+            self.fail(
+                "spacing_um_px",
+                f"expected {SPACING_RANGE[0]:g}-{SPACING_RANGE[1]:g} microns per pixel "
+                f"(microscopy), got {value:g}",
             )
             return 0.0
         return float(value)
