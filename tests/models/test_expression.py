@@ -188,7 +188,10 @@ def test_foundation_encoder_path_fits_a_torchscript_bundle(tmp_path: Path, capsy
     assert code == 0
     bundle = load_bundle(out)
     assert bundle.weights_format == "torchscript"
-    assert list(bundle.output_names) == GENES
+    # fit-expression also writes the domain reference from the training sections
+    assert (out / "domain.json").is_file() and bundle.domain is not None
+    assert list(bundle.output_names) == [*GENES, "domain_distance"]
+    assert bundle.domain.provenance["slides"][0]["slide"] == "C5.jpg"
     config = json.loads((out / "config.json").read_text())
     assert config["patch_size_pixels"] == 64 and config["spacing_um_px"] == 1.0
     assert validate_against_wsinfer_schema(config) == []

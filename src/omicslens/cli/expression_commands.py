@@ -70,6 +70,14 @@ def add_expression_commands(subparsers: Any) -> None:
     fit.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     fit.add_argument("--force", action="store_true", help="replace an existing bundle folder")
     fit.add_argument("--report", type=Path, help="also write the fit report as JSON here")
+    fit.add_argument(
+        "--no-domain",
+        action="store_true",
+        help="do not write domain.json (the training tiles' reference for the domain check)",
+    )
+    fit.add_argument(
+        "--domain-tiles", type=int, default=300, help="tissue tiles per training section"
+    )
     fit.set_defaults(handler=cmd_fit_expression)
 
     evaluate = subparsers.add_parser(
@@ -139,9 +147,9 @@ def cmd_fit_expression(args: argparse.Namespace) -> int:
                 "val": [str(m) for m in args.measured[: args.val_count]],
             }
         if args.encoder:
-            return _fit_with_encoder(args, train, val, genes, data)
+            return _with_domain(args, train, _fit_with_encoder(args, train, val, genes, data))
         if args.heads_from:
-            return _fit_heads(args, train, val, genes, data)
+            return _with_domain(args, train, _fit_heads(args, train, val, genes, data))
         settings = FitSettings(
             genes=genes,
             cnn_members=args.cnn_members,
@@ -177,6 +185,31 @@ def cmd_fit_expression(args: argparse.Namespace) -> int:
         f"bundle written to {args.out}: mean validation Pearson "
         f"{report.mean_pearson['ensemble']:.3f} over {len(report.genes)} genes"
     )
+    return _with_domain(args, train, 0)
+
+
+def _with_domain(args: argparse.Namespace, train: Any, code: int) -> int:
+    """After a successful fit: the bundle's domain reference from its training sections
+    (``--no-domain`` skips it), so the new model can tell foreign slides from the start."""
+    if code != 0 or args.no_domain:
+        return code
+    from omicslens.app.domain import ExampleSlide, fit_domain
+    from omicslens.app.progress import run_job
+
+    print("domain reference from the training sections...", flush=True)
+    try:
+        reference = run_job(
+            fit_domain(
+                args.out,
+                [ExampleSlide(section.image, section.mpp) for section in train],
+                tiles_per_slide=args.domain_tiles,
+            )
+        )
+    except (OmicsLensError, ValueError) as error:
+        print(f"omicslens: error: domain reference not written: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    reference.provenance["command"] = "omicslens fit-expression (training sections)"
+    print(f"wrote {reference.save(args.out)}")
     return 0
 
 
