@@ -107,8 +107,12 @@ def test_whole_slide_job_continues_behind_the_view_and_can_be_cancelled() -> Non
     source = LockableSource()
     scheduler, results = _scheduler(source)
     try:
+        # hold the readers until both requests are in: otherwise, on a loaded machine,
+        # they may finish many background tiles before the view is even asked for
+        source.gate.clear()
         scheduler.request_all()
         scheduler.request_view(1800, 1800, 2000, 2000)  # visible tiles jump the queue
+        source.gate.set()
         assert scheduler.wait_idle(20)
     finally:
         scheduler.stop()

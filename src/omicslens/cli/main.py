@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
         "cohort", help="a cohort on one process vs a dask LocalCluster", add_help=False
     )
     cohort.set_defaults(handler=cmd_bench_cohort, passthrough=True)
+    fuzz = bench_kinds.add_parser(
+        "fuzz", help="mutated real slides: every refusal must be a typed error", add_help=False
+    )
+    fuzz.set_defaults(handler=cmd_bench_fuzz, passthrough=True)
     return parser
 
 
@@ -181,6 +185,13 @@ def cmd_bench_cohort(args: argparse.Namespace) -> int:
     from omicslens.bench import cohort as bench_cohort
 
     return int(bench_cohort.main(list(args.extra)) or 0)
+
+
+def cmd_bench_fuzz(args: argparse.Namespace) -> int:
+    from omicslens.bench import fuzz as bench_fuzz
+
+    # the CLI entry point is handed down: the fuzz children run `info --json` through it
+    return int(bench_fuzz.main(list(args.extra), entry=main) or 0)
 
 
 def cmd_bench_inference(args: argparse.Namespace) -> int:

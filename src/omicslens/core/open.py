@@ -8,6 +8,7 @@ otherwise raise :class:`MissingResolutionError`. Never guess.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -16,6 +17,7 @@ from omicslens.core import resolution as res
 from omicslens.core.errors import (
     CorruptSlideError,
     MissingResolutionError,
+    OmicsLensError,
     SlideNotFoundError,
     UnsupportedSlideError,
 )
@@ -23,7 +25,7 @@ from omicslens.core.formats.ome_zarr import is_ome_zarr, open_ome_zarr
 from omicslens.core.formats.plain import open_plain
 from omicslens.core.formats.tiff import open_tiff
 from omicslens.core.pyramid import add_lazy_pyramid
-from omicslens.core.slide import Slide, SlideParts
+from omicslens.core.slide import Slide, SlideParts, check_level_sizes
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -105,20 +107,43 @@ def open_slide(
         raise UnsupportedSlideError(
             path, "not a slide format OmicsLens reads (TIFF/SVS/NDPI/OME-TIFF, OME-Zarr, JPEG, PNG)"
         )
-    if kind == "tiff":
-        parts = open_tiff(path)
-    elif kind == "ome-zarr":
-        parts = open_ome_zarr(path)
-    else:
-        parts = open_plain(path)
-    return _assemble(path, parts, given)
+    opener = {"tiff": open_tiff, "ome-zarr": open_ome_zarr}.get(kind, open_plain)
+    # The one guarded place: whatever a parser raises on a malformed file (tifffile,
+    # struct, zarr/numcodecs, XML, numpy, or a plain bug tripped by odd values) reaches the
+    # caller as a CorruptSlideError naming the file, never as a bare traceback.
+    try:
+        parts = opener(path)
+    except OmicsLensError:
+        raise
+    except Exception as error:
+        raise _corrupt(path, kind, error) from error
+    try:
+        check_level_sizes(path, parts.levels)
+        return _assemble(path, parts, given)
+    except BaseException as error:
+        if parts.close:
+            with contextlib.suppress(Exception):
+                parts.close()
+        if isinstance(error, OmicsLensError) or not isinstance(error, Exception):
+            raise
+        raise _corrupt(path, kind, error) from error
+
+
+_FORMAT_NAMES = {"tiff": "TIFF", "ome-zarr": "OME-Zarr", "jpeg": "JPEG", "png": "PNG"}
+
+
+def _corrupt(path: Path, kind: str, error: Exception) -> CorruptSlideError:
+    message = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+    return CorruptSlideError(
+        path,
+        f"cannot be read as {_FORMAT_NAMES.get(kind, kind)}: {type(error).__name__}"
+        + (f": {message}" if message else ""),
+    )
 
 
 def _assemble(path: Path, parts: SlideParts, given: res.Resolution | None) -> Slide:
     resolution = given or parts.resolution
-    if resolution is None:
-        if parts.close:
-            parts.close()
+    if resolution is None:  # open_slide closes the file on every error
         raise MissingResolutionError(
             path,
             parts.resolution_problem or "the file states no pixel size",

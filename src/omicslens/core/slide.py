@@ -20,9 +20,38 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from omicslens.core.errors import SlideReadError
+from omicslens.core.errors import CorruptSlideError, SlideReadError
 from omicslens.core.levels import LevelSource
 from omicslens.core.resolution import Resolution
+
+#: Declared sizes beyond these are refused before anything is allocated: no slide scanner
+#: writes a side over ten million pixels (a 25 mm slide at 0.25 um/px is 100,000 px), and a
+#: header that claims 4294967295 x 4294967295 px is a corrupt file, not an image.
+MAX_SIDE_PX = 10**7
+MAX_LEVEL0_BYTES = 2**40
+
+
+def check_level_sizes(path: Path, levels: list[Any]) -> None:
+    """Refuse empty or absurd declared level shapes (CorruptSlideError naming the size)."""
+    if not levels:
+        raise CorruptSlideError(path, "the file declares no image level")
+    for index, level in enumerate(levels):
+        height, width, channels = level.shape
+        if height <= 0 or width <= 0 or channels <= 0:
+            raise CorruptSlideError(
+                path,
+                f"level {index} declares an empty image ({width} x {height} px, "
+                f"{channels} channels)",
+            )
+    height, width, channels = levels[0].shape
+    nbytes = height * width * channels * np.dtype(levels[0].dtype).itemsize
+    if max(height, width) > MAX_SIDE_PX or nbytes > MAX_LEVEL0_BYTES:
+        raise CorruptSlideError(
+            path,
+            f"declared size {width:,} x {height:,} px x {channels} channels "
+            f"({nbytes / 2**40:.3g} TiB uncompressed) is beyond any real slide; "
+            "the header is corrupt",
+        )
 
 
 @dataclass
@@ -144,7 +173,12 @@ class Slide:
         slide inside each worker process.
         """
         if self._dask_levels is None:
-            self._dask_levels = [source.as_dask() for source in self._levels]
+            try:
+                self._dask_levels = [source.as_dask() for source in self._levels]
+            except Exception as exc:  # odd chunk metadata: say which file
+                raise SlideReadError(
+                    self.path, f"cannot build the lazy levels: {type(exc).__name__}: {exc}"
+                ) from exc
         return self._dask_levels
 
     def read_region(
@@ -188,7 +222,8 @@ class Slide:
         except Exception as exc:  # a decode error deep in a codec: say where it happened
             raise SlideReadError(
                 self.path,
-                f"cannot read level {level} region x={x0}..{x1}, y={y0}..{y1}: {exc}",
+                f"cannot read level {level} region x={x0}..{x1}, y={y0}..{y1}: "
+                f"{type(exc).__name__}: {exc}",
             ) from exc
 
     def thumbnail(self, max_size: int = 1024) -> np.ndarray:
@@ -229,7 +264,18 @@ class Slide:
             ) from exc
 
     def info(self) -> dict[str, Any]:
-        """A JSON-serialisable summary (what ``omicslens info --json`` prints)."""
+        """A JSON-serialisable summary (what ``omicslens info --json`` prints).
+
+        Raises :class:`SlideReadError` (naming the file) if odd metadata breaks the summary.
+        """
+        try:
+            return self._info()
+        except Exception as exc:
+            raise SlideReadError(
+                self.path, f"cannot summarise the slide: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _info(self) -> dict[str, Any]:
         levels = []
         for index, ((h, w), down, tile, comp) in enumerate(
             zip(

@@ -21,7 +21,7 @@ import zarr
 from omicslens.core import resolution as res
 from omicslens.core.errors import CorruptSlideError
 from omicslens.core.levels import LevelSource, NativeLevel
-from omicslens.core.slide import SlideParts
+from omicslens.core.slide import SlideParts, check_level_sizes
 
 _ASSOCIATED_NAMES = ("label", "macro", "thumbnail", "map", "overview")
 
@@ -37,6 +37,7 @@ def open_tiff(path: Path) -> SlideParts:
     try:
         parts = _parse(path, tif)
         _check_complete(path, tif)
+        check_level_sizes(path, parts.levels)  # absurd declared sizes: refuse before decoding
         _check_decodable(path, parts.levels)
     except BaseException:
         tif.close()
