@@ -132,3 +132,41 @@ def test_outputs_in_the_way_are_refused_before_any_work(
         next(job)
     assert (folder / "tiles.h5ad").read_text() == "someone's analysis"
     assert not (tmp_path / ".cache").exists()
+
+
+def test_a_run_killed_while_writing_is_finished_by_a_rerun_without_force(
+    he_slide: Path, level0_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after tiles.csv, before tiles.h5ad: the rerun (no --force) replaces the
+    unfinished run's files, cleans its temporaries, and matches an uninterrupted run."""
+    import omicslens.core.exports as exports
+    from omicslens.app.predict import RUNNING_FILE
+
+    formats = ("csv", "h5ad")
+    clean, _ = _run(he_slide, level0_bundle, tmp_path / "clean", formats=formats)
+    assert clean.status == "done"
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # stands in for SIGKILL / Ctrl-C in the middle of export
+
+    out = tmp_path / "killed"
+    with monkeypatch.context() as patch:
+        patch.setattr(exports, "write_h5ad", killed)
+        with pytest.raises(KeyboardInterrupt):
+            _run(he_slide, level0_bundle, out, formats=formats)
+    folder = out / he_slide.name
+    assert (folder / "tiles.csv").exists() and not (folder / "done.json").exists()
+    assert (folder / RUNNING_FILE).exists()
+    (folder / ".tiles.h5ad.x1y2z3.tmp").write_bytes(b"half a file")  # a killed writer's
+
+    again, _ = _run(he_slide, level0_bundle, out, formats=formats)
+    assert again.status == "done" and again.tiles_predicted == 0  # all from the cache
+    assert not (folder / RUNNING_FILE).exists()
+    assert not list(folder.glob(".tiles.h5ad.*"))
+    clean_csv = (tmp_path / "clean" / he_slide.name / "tiles.csv").read_text()
+    assert (folder / "tiles.csv").read_text() == clean_csv
+
+    # a finished run's outputs are not ours to replace
+    (folder / "done.json").unlink()
+    with pytest.raises(FileExistsError):
+        next(predict_slide(he_slide, load_predictor(level0_bundle), out, PredictOptions()))

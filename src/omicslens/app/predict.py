@@ -46,6 +46,10 @@ OUTPUT_FILES = {
 }
 DONE_FILE = "done.json"
 FAILED_FILE = "failed.json"
+#: written before the first output and removed after ``done.json``: while it exists, the
+#: outputs beside it belong to an unfinished run of ours (killed, Ctrl-C, full disk), so a
+#: rerun may replace them without --force; a finished run's outputs never are
+RUNNING_FILE = ".omicslens-running.json"
 
 
 @dataclass(frozen=True)
@@ -111,9 +115,33 @@ def planned_outputs(options: PredictOptions) -> list[str]:
     return names
 
 
+def unfinished_run(folder: Path) -> bool:
+    """An earlier run wrote (some) outputs here and never finished."""
+    return (folder / RUNNING_FILE).is_file() and not (folder / DONE_FILE).is_file()
+
+
+def clean_stale_temporaries(folder: Path) -> int:
+    """Remove temporary files and folders our atomic writers leave when killed
+    (``.<output name>.<random>.tmp`` and ``.<output name>.<random>/``); returns how many."""
+    import shutil
+
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for name in (*OUTPUT_FILES.values(), "regions.csv", "regions.geojson", DONE_FILE):
+        for leftover in folder.glob(f".{name}.*"):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def check_outputs_free(folder: Path, options: PredictOptions) -> None:
-    """Refuse before any work when an output exists and ``force`` is off."""
-    if options.force:
+    """Refuse before any work when an output exists and ``force`` is off (outputs of an
+    unfinished run of ours are not in the way: the rerun finishes them)."""
+    if options.force or unfinished_run(folder):
         return
     for name in planned_outputs(options):
         target = folder / name
@@ -205,8 +233,21 @@ def predict_slide(
             return report
         report.domain = slide_domain(session, wanted)
         yield Progress("writing", 0, len(options.formats), message=slide_path.name)
+        replace = options.force or unfinished_run(folder)
+        clean_stale_temporaries(folder)
+        (folder / DONE_FILE).unlink(missing_ok=True)  # these outputs are being replaced
+        write_text_atomic(
+            folder / RUNNING_FILE,
+            json.dumps({"bundle_hash": bundle.bundle_hash, "slide": str(slide_path)}),
+        )
         report.outputs = _write_outputs(
-            session, slide_path, wanted, folder, options, regions, report.domain
+            session,
+            slide_path,
+            wanted,
+            folder,
+            replace_options(options, replace),
+            regions,
+            report.domain,
         )
     (folder / FAILED_FILE).unlink(missing_ok=True)  # an earlier run's failures are mended
     write_text_atomic(
@@ -224,8 +265,19 @@ def predict_slide(
             indent=2,
         ),
     )
+    (folder / RUNNING_FILE).unlink(missing_ok=True)
     report.seconds = time.monotonic() - started
     return report
+
+
+def replace_options(options: PredictOptions, replace: bool) -> PredictOptions:
+    """``options`` with ``force`` on when the outputs in the way are our own unfinished
+    run's (the writers refuse to overwrite otherwise)."""
+    if not replace or options.force:
+        return options
+    from dataclasses import replace as with_changes
+
+    return with_changes(options, force=True)
 
 
 def _write_failures(folder: Path, report: SlideReport) -> Path:
