@@ -50,6 +50,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import redirect_stderr, redirect_stdout, suppress
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +131,7 @@ def write_small_ome_zarr(folder: Path, zarr_format: int = 2) -> Path:
             }
         )
         level = np.ascontiguousarray(level[:, ::2, ::2])
-    multiscales = [
+    multiscales: list[Any] = [
         {
             "version": "0.4" if zarr_format == 2 else "0.5",
             "name": "cmu1-crop",
@@ -188,6 +189,18 @@ def _flip(data: bytes, positions: Sequence[int], masks: Sequence[int]) -> bytes:
         if 0 <= position < len(out):
             out[position] ^= mask
     return bytes(out)
+
+
+def _truncate(data: bytes, cut: int) -> bytes:
+    return data[:cut]
+
+
+def _zero(data: bytes, start: int, length: int) -> bytes:
+    return data[:start] + b"\x00" * len(data[start : start + length]) + data[start + length :]
+
+
+def _write_text(root: Path, relative: str, text: str) -> None:
+    (root / relative).write_text(text)
 
 
 def _patch(data: bytes, position: int, raw: bytes) -> bytes:
@@ -255,6 +268,10 @@ def _entry_patch(layout: _TiffLayout, code: int, value: int, field_name: str) ->
     else:  # inline value, written with the tag's own type width
         width = {3: "H", 4: "I", 16: "Q"}.get(dtype, "I")
         fmt, at = width, entry + (12 if layout.bigtiff else 8)
+        if fmt == "H" and value > 0xFFFF:  # a SHORT tag: make it LONG to hold the value
+            raw_type = struct.pack(order + "H", 4)
+            raw_value = struct.pack(order + "I", value & 0xFFFFFFFF)
+            return lambda data: _patch(_patch(data, entry + 2, raw_type), at, raw_value)
         value &= {"H": 0xFFFF, "I": 0xFFFFFFFF, "Q": 2**64 - 1}[fmt]
     raw = struct.pack(order + fmt, value)
     return lambda data: _patch(data, at, raw)
@@ -361,18 +378,18 @@ def tiff_cases(source: Source, rng: random.Random) -> list[Case]:
         for offset, length in layout.ifds[:4]:
             cuts |= {offset + 2, offset + length // 2, offset + length - 2}
     for cut in sorted(c for c in cuts if 0 <= c < size):
-        add("truncate", f"at-{cut}", lambda d, cut=cut: d[:cut])
+        add("truncate", f"at-{cut}", partial(_truncate, cut=cut))
     # flips in the first 4 KB
     for index in range(12):
         positions = [rng.randrange(0, min(4096, size)) for _ in range(rng.randint(1, 4))]
         masks = [rng.randrange(1, 256) for _ in positions]
-        add("flip-head", f"{index}", lambda d, p=positions, m=masks: _flip(d, p, m))
+        add("flip-head", f"{index}", partial(_flip, positions=positions, masks=masks))
     # zeroed ranges and duplicated bytes
     for start, length in ((0, 4096), (size // 2, 65536), (max(0, size - 65536), 65536)):
         add(
             "zero",
             f"{start}+{length}",
-            lambda d, s=start, n=length: d[:s] + b"\x00" * len(d[s : s + n]) + d[s + n :],
+            partial(_zero, start=start, length=length),
         )
     add("duplicate", "twice", lambda d: d + d)
     add("duplicate", "insert-4k-at-8", lambda d: d[:8] + d[8:4104] + d[8:])
@@ -384,27 +401,25 @@ def tiff_cases(source: Source, rng: random.Random) -> list[Case]:
         for index in range(3):
             positions = [offset + rng.randrange(0, length) for _ in range(rng.randint(1, 3))]
             masks = [rng.randrange(1, 256) for _ in positions]
-            add("flip-ifd", f"{number}-{index}", lambda d, p=positions, m=masks: _flip(d, p, m))
+            add("flip-ifd", f"{number}-{index}", partial(_flip, positions=positions, masks=masks))
         add(
             "zero",
             f"ifd-{number}",
-            lambda d, s=offset, n=length: d[:s] + b"\x00" * n + d[s + n :],
+            partial(_zero, start=offset, length=length),
         )
     for number, (offset, length) in enumerate(layout.tables[:8]):
         positions = [offset + rng.randrange(0, max(1, length)) for _ in range(2)]
-        add("flip-table", f"{number}", lambda d, p=positions: _flip(d, p, [0xFF, 0x80]))
+        add("flip-table", f"{number}", partial(_flip, positions=positions, masks=[0xFF, 0x80]))
         add(
             "zero",
             f"table-{number}",
-            lambda d, s=offset, n=length: d[:s] + b"\x00" * n + d[s + n :],
+            partial(_zero, start=offset, length=length),
         )
     for number, (offset, length) in enumerate(layout.tiles):
         positions = [offset + rng.randrange(0, length) for _ in range(8)]
         masks = [rng.randrange(1, 256) for _ in positions]
-        add("flip-tile", f"{number}", lambda d, p=positions, m=masks: _flip(d, p, m))
-        add(
-            "zero", f"tile-{number}", lambda d, s=offset, n=length: d[:s] + b"\x00" * n + d[s + n :]
-        )
+        add("flip-tile", f"{number}", partial(_flip, positions=positions, masks=masks))
+        add("zero", f"tile-{number}", partial(_zero, start=offset, length=length))
     # targeted first-IFD edits: absurd sizes and unknown enum values
     edits: list[tuple[int, str, int, bool]] = [
         (256, "value", 0xFFFFFFFF, True),
@@ -460,12 +475,15 @@ def jpeg_cases(source: Source, rng: random.Random) -> list[Case]:
     size = source.path.stat().st_size
     cases = []
     for cut in (0, 2, 3, 4, 20, 200, size // 2, size - 2, size - 1):
-        cases.append(_bytes_case(source, "truncate", f"at-{cut}", lambda d, c=cut: d[:c]))
+        cases.append(_bytes_case(source, "truncate", f"at-{cut}", partial(_truncate, cut=cut)))
     for index in range(6):
         positions = [rng.randrange(0, min(1024, size)) for _ in range(3)]
         cases.append(
             _bytes_case(
-                source, "flip-head", str(index), lambda d, p=positions: _flip(d, p, [0xFF] * 3)
+                source,
+                "flip-head",
+                str(index),
+                partial(_flip, positions=positions, masks=[0xFF] * 3),
             )
         )
 
@@ -479,7 +497,7 @@ def jpeg_cases(source: Source, rng: random.Random) -> list[Case]:
 
 # -- OME-Zarr cases ---------------------------------------------------------------------
 def _zarr_case(
-    source: Source, kind: str, detail: str, edit: Callable[[Path], None], hang: bool = False
+    source: Source, kind: str, detail: str, edit: Callable[[Path], object], hang: bool = False
 ) -> Case:
     def build(folder: Path) -> Path:
         target = folder / f"{source.key}-{kind}-{detail}.ome.zarr".replace("/", "_")
@@ -517,7 +535,7 @@ def zarr_cases(source: Source, rng: random.Random) -> list[Case]:
     v3 = (source.path / "zarr.json").exists()
     cases: list[Case] = []
 
-    def add(kind: str, detail: str, edit: Callable[[Path], None], hang: bool = False) -> None:
+    def add(kind: str, detail: str, edit: Callable[[Path], object], hang: bool = False) -> None:
         cases.append(_zarr_case(source, kind, detail, edit, hang))
 
     root_meta = "zarr.json" if v3 else ".zattrs"
@@ -527,8 +545,8 @@ def zarr_cases(source: Source, rng: random.Random) -> list[Case]:
     add("remove", array_meta, lambda r: (r / array_meta).unlink())
     add("remove", "level-0", lambda r: shutil.rmtree(r / "0"))
     for name, text in (("invalid-json", "{"), ("list", "[1, 2]"), ("null", "null"), ("nul", "\0")):
-        add("root-meta", name, lambda r, t=text: (r / root_meta).write_text(t))
-        add("array-meta", name, lambda r, t=text: (r / array_meta).write_text(t))
+        add("root-meta", name, partial(_write_text, relative=root_meta, text=text))
+        add("array-meta", name, partial(_write_text, relative=array_meta, text=text))
     multiscale_edits: list[tuple[str, Sequence[Any], Any]] = [
         ("multiscales-empty", [], []),
         ("multiscales-dict", [], {}),
@@ -559,7 +577,7 @@ def zarr_cases(source: Source, rng: random.Random) -> list[Case]:
         add(
             "multiscales",
             name,
-            _json_edit(root_meta, lambda d, k=keys, v=value: _set(d, [*ms, *k], v)),
+            _json_edit(root_meta, partial(_set, keys=[*ms, *keys], value=value)),
         )
     shape_key = ["shape"]
     chunk_key = ["chunk_grid", "configuration", "chunk_shape"] if v3 else ["chunks"]
@@ -570,7 +588,7 @@ def zarr_cases(source: Source, rng: random.Random) -> list[Case]:
         ("shape-2d", shape_key, [512, 512], False),
         ("shape-str", shape_key, "512", False),
         ("chunks-zero", chunk_key, [3, 0, 0], False),
-        ("chunks-one", chunk_key, [1, 1, 1], True),
+        ("chunks-tiny", chunk_key, [1, 4, 4], True),
         ("chunks-huge", chunk_key, [3, 2**31, 2**31], True),
         ("chunks-2d", chunk_key, [128, 128], False),
         ("dtype-bad", ["data_type" if v3 else "dtype"], "<q17", False),
@@ -597,7 +615,7 @@ def zarr_cases(source: Source, rng: random.Random) -> list[Case]:
         add(
             "array-meta",
             name,
-            _json_edit(array_meta, lambda d, k=keys, v=value: _set(d, k, v)),
+            _json_edit(array_meta, partial(_set, keys=keys, value=value)),
             hang,
         )
 
@@ -607,7 +625,7 @@ def zarr_cases(source: Source, rng: random.Random) -> list[Case]:
             p for p in (root / "0").rglob("*") if p.is_file() and not p.name.startswith((".", "z"))
         )
 
-    def chunk_edit(change: Callable[[Path], None]) -> Callable[[Path], None]:
+    def chunk_edit(change: Callable[[Path], object]) -> Callable[[Path], object]:
         return lambda root: change(chunk_files(root)[0])
 
     def garbage(p: Path, seed: int) -> None:
