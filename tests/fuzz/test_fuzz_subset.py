@@ -35,7 +35,9 @@ KNOWN_FAILURES: dict[str, str] = {}
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory: pytest.TempPathFactory) -> list[fuzz.Source]:
-    return fuzz.build_sources(tmp_path_factory.mktemp("fuzz-inputs"))
+    # tests/data of this checkout: the suite may run against an installed wheel
+    data = Path(__file__).resolve().parents[1] / "data"
+    return fuzz.build_sources(tmp_path_factory.mktemp("fuzz-inputs"), data_dir=data)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +106,9 @@ def test_declared_size_is_refused_before_allocating(tmp_path: Path) -> None:
 
     case = next(
         c
-        for c in fuzz.generate_cases(fuzz.real_sources()[:1])
+        for c in fuzz.generate_cases(
+            fuzz.real_sources(Path(__file__).resolve().parents[1] / "data")[:1]
+        )
         if c.name == "svs-cmu1/ifd-edit/256-value-4294967295"
     )
     path = case.build(tmp_path)

@@ -80,8 +80,9 @@ def _repo_root() -> Path:
     return Path(__file__).resolve().parents[3]
 
 
-def real_sources() -> list[Source]:
-    """The real files present in this checkout (a wheel carries only the samples)."""
+def real_sources(data_dir: Path | None = None) -> list[Source]:
+    """The real files present in this checkout (a wheel carries only the samples);
+    ``data_dir`` is the checkout's ``tests/data`` when the package is installed elsewhere."""
     from omicslens.core.samples import sample_path
 
     found: list[Source] = []
@@ -92,7 +93,7 @@ def real_sources() -> list[Source]:
     ):
         with suppress(FileNotFoundError):
             found.append(Source(key, sample_path(sample)))
-    data = _repo_root() / "tests" / "data"
+    data = data_dir or _repo_root() / "tests" / "data"
     for key, name, mpp in (
         ("svs-tcga-j2k", "tcga-cr-7395-01a-01-ts1.svs", 0.5),  # states no MPP
         ("ome-tiff-os1", "OS-1-detail.ome.tif", None),
@@ -1002,8 +1003,10 @@ def run_fuzz(
     return results
 
 
-def build_sources(folder: Path, only: Sequence[str] | None = None) -> list[Source]:
-    sources = real_sources()
+def build_sources(
+    folder: Path, only: Sequence[str] | None = None, data_dir: Path | None = None
+) -> list[Source]:
+    sources = real_sources(data_dir)
     sources.append(Source("ome-zarr-v2", write_small_ome_zarr(folder, 2)))
     sources.append(Source("ome-zarr-v3", write_small_ome_zarr(folder, 3)))
     if only:
