@@ -39,6 +39,22 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return folder, json.loads((folder / "config.json").read_text())
 
 
+def _evaluate_c6_cut(model: Path) -> list[str]:
+    """``evaluate-expression --json`` of ``model`` on the real C6 cut."""
+    return [
+        "evaluate-expression",
+        str(CUT / "images" / "C6.jpg"),
+        "--measured",
+        str(CUT),
+        "--section",
+        "C6",
+        "--mpp-from-spots",
+        "--model",
+        str(model),
+        "--json",
+    ]
+
+
 def test_pitch_gives_the_her2st_pixel_size() -> None:
     measured = load_measured(CUT, section="C6")
     assert measured.n_spots == 22
@@ -197,20 +213,7 @@ def test_foundation_encoder_path_fits_a_torchscript_bundle(tmp_path: Path, capsy
     assert validate_against_wsinfer_schema(config) == []
     # the saved bundle reproduces the fit's validation score through the CLI
     capsys.readouterr()
-    code = main(
-        [
-            "evaluate-expression",
-            str(CUT / "images" / "C6.jpg"),
-            "--measured",
-            str(CUT),
-            "--section",
-            "C6",
-            "--mpp-from-spots",
-            "--model",
-            str(out),
-            "--json",
-        ]
-    )
+    code = main(_evaluate_c6_cut(out))
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     expected = config["validation"]["mean_pearson"]["encoder-ridge"]
@@ -246,20 +249,7 @@ def test_evaluate_with_no_measured_model_gene_is_an_error_not_nan(tmp_path, caps
     from tests.helpers.bundles import make_bundle
 
     bundle = make_bundle(tmp_path / "b", outputs=("NOT_A_GENE", "NOR_THIS"), patch_size=32)
-    code = main(
-        [
-            "evaluate-expression",
-            str(CUT / "images" / "C6.jpg"),
-            "--measured",
-            str(CUT),
-            "--section",
-            "C6",
-            "--mpp-from-spots",
-            "--model",
-            str(bundle),
-            "--json",
-        ]
-    )
+    code = main(_evaluate_c6_cut(bundle))
     out = capsys.readouterr().out
     assert code == 1 and "NaN" not in out
     assert json.loads(out)["type"] == "NoCommonGenes"

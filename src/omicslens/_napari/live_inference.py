@@ -28,6 +28,7 @@ from omicslens.models.session import InferenceSession
 
 DRAIN_MS = 100
 DEBOUNCE_MS = 120
+DOMAIN_EVERY_S = 1.0  # how often the dock's domain verdict is recomputed while tiles arrive
 
 
 def visible_rect(viewer: Any, slide_layer: Any) -> tuple[float, float, float, float]:
@@ -148,13 +149,16 @@ class LiveInference(QObject):
         """
         from omicslens.app.domain import slide_domain
 
-        counted = -1
+        counted, checked_at = -1, 0.0
         while True:
             tiles = self.view_tiles
             done = int(self.session.store.is_done(tiles).sum()) if len(tiles) else 0
             total_done = self.session.store.done_count
-            if self.session.bundle.domain is not None and total_done != counted:
-                counted = total_done
+            # reading every predicted tissue tile: at most once a second, and only when
+            # more tiles are done than at the last verdict
+            due = time.monotonic() - checked_at >= DOMAIN_EVERY_S
+            if self.session.bundle.domain is not None and total_done != counted and due:
+                counted, checked_at = total_done, time.monotonic()
                 verdict = slide_domain(self.session)
                 if verdict is not None and verdict.tiles_checked:
                     self.domain_changed.emit(verdict)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -377,7 +376,3 @@ def _rounded(values: np.ndarray) -> Any:
 
 def _finite(value: float) -> float | None:
     return round(float(value), 4) if math.isfinite(value) else None
-
-
-def describe_sources(paths: Sequence[str | Path]) -> list[str]:
-    return [Path(p).name for p in paths]
