@@ -153,7 +153,7 @@ def collect_reference_tiles(
     from omicslens.core import open_slide
     from omicslens.models.bundle import load_bundle
     from omicslens.models.domain import colour_features
-    from omicslens.models.expression.fit import stain_jitter
+    from omicslens.models.expression.augment import stain_jitter
 
     bundle = load_bundle(bundle_path, with_domain=False)
     predictor = Predictor(bundle, device=device)

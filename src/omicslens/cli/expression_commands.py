@@ -57,8 +57,31 @@ def add_expression_commands(subparsers: Any) -> None:
         "--alpha-from",
         choices=["loso", "val"],
         default="loso",
-        help="with --heads-from: ridge alpha by leave-one-section-out over the training "
-        "sections (default; validation untouched) or on the validation sections",
+        help="ridge alpha (of --heads-from heads, or of the stain/texture member) by "
+        "leave-one-section-out over the training sections (default; validation untouched) "
+        "or on the validation sections",
+    )
+    fit.add_argument(
+        "--augment",
+        choices=["stain", "scanner"],
+        default="stain",
+        help="CNN training augmentation: stain jitter (with flips and turns), or scanner: "
+        "also white balance, gamma, blur and a +-10%% zoom",
+    )
+    fit.add_argument(
+        "--targets",
+        choices=["pooled", "section"],
+        default="pooled",
+        help="standardise targets over all training spots, or within each section "
+        "(depth and capture differences between sections are not learnt)",
+    )
+    fit.add_argument(
+        "--members-from",
+        choices=["seeds", "loso"],
+        default="seeds",
+        help="seeds: --cnn-members CNNs on all training sections; loso: one CNN per "
+        "training section, trained without it and scored on it (clean and perturbed; "
+        "the scores go into the bundle's validation block)",
     )
     fit.add_argument("--cnn-members", type=int, default=3)
     fit.add_argument("--no-stain-texture", action="store_true")
@@ -157,6 +180,10 @@ def cmd_fit_expression(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             seed=args.seed,
             threads=args.threads,
+            augment=args.augment,
+            targets=args.targets,
+            members_from=args.members_from,
+            alpha_from=args.alpha_from,
         )
         net, report = fit_expression(train, val, settings, log=lambda m: print(m, flush=True))
     except OmicsLensError as error:

@@ -30,7 +30,16 @@ import torch.nn.functional as F
 
 from omicslens.core.atomic import write_bytes_atomic, write_text_atomic
 from omicslens.core.measured import highly_variable_genes, pearson_per_column
+from omicslens.models.expression.augment import AUGMENTATIONS, augment
 from omicslens.models.expression.data import Section, cut_windows
+from omicslens.models.expression.loso import (
+    CONDITIONS,
+    HeldOutScore,
+    LosoReport,
+    held_out_folds,
+    score_held_out,
+    standardise_targets,
+)
 from omicslens.models.expression.net import MEAN, STD, CNNMember, ExpressionNet, StainTextureMember
 from omicslens.models.expression.views import split_views
 
@@ -56,6 +65,16 @@ class FitSettings:
     max_components: int = 256
     seed: int = 0
     threads: int | None = None
+    #: "stain" (1.0.0/1.1.0) or "scanner" (adds white balance, gamma, blur, zoom)
+    augment: str = "stain"
+    #: "pooled" (one mean/SD over training spots) or "section" (standardised per section)
+    targets: str = "pooled"
+    #: "seeds": ``cnn_members`` CNNs on all training sections; "loso": one CNN per training
+    #: section, trained without it and scored on it (models/expression/loso.py)
+    members_from: str = "seeds"
+    #: the stain/texture ridge alpha: chosen on the validation sections ("val") or by
+    #: leave-one-section-out over the training sections ("loso", never sees validation)
+    alpha_from: str = "val"
 
 
 @dataclass
@@ -68,6 +87,7 @@ class FitReport:
     val_spots: int
     seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
+    loso: dict[str, Any] | None = None
 
 
 def fit_expression(
@@ -78,6 +98,10 @@ def fit_expression(
 ) -> tuple[ExpressionNet, FitReport]:
     """Train the ensemble on ``train`` and score it on ``val`` (see the module docstring)."""
     settings = settings or FitSettings()
+    if settings.augment not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {settings.augment!r}: use one of {AUGMENTATIONS}")
+    if settings.members_from not in ("seeds", "loso"):
+        raise ValueError(f"members_from must be 'seeds' or 'loso', not {settings.members_from!r}")
     started = time.monotonic()
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -88,41 +112,76 @@ def fit_expression(
         else highly_variable_genes([s.measured for s in train], top=settings.genes)
     )
     log(f"{len(genes)} genes: {', '.join(genes[:10])}{'...' if len(genes) > 10 else ''}")
-    x_train, y_train = _windows_and_targets(train, genes, settings, log)
-    x_val, y_val = _windows_and_targets(val, genes, settings, log)
-    y_mean, y_std = y_train.mean(0), y_train.std(0) + 1e-6
-    members: list[dict[str, Any]] = [
-        {"kind": "cnn", "width": settings.width}
-    ] * settings.cnn_members
+    train_windows, train_targets = _windows_and_targets(train, genes, settings, log)
+    val_windows, val_targets = _windows_and_targets(val, genes, settings, log)
+    scaled, y_mean, y_std = standardise_targets(train_targets, settings.targets)
+    folds = held_out_folds(train) if settings.members_from == "loso" else None
+    cnn_count = len(train) if folds is not None else settings.cnn_members
+    members: list[dict[str, Any]] = [{"kind": "cnn", "width": settings.width}] * cnn_count
     if settings.stain_texture_member:
         members = [*members, {"kind": "stain-texture"}]
     if not members:
         raise ValueError("no ensemble member: ask for CNN members or the stain-texture member")
     net = ExpressionNet(
-        len(genes), members=members, fine_px=settings.fine_px, context_px=settings.context_px
+        len(genes),
+        members=members,
+        fine_px=settings.fine_px,
+        context_px=settings.context_px,
+        predicting_members=list(range(cnn_count)) if cnn_count else None,
     )
     net.target_mean.copy_(torch.from_numpy(y_mean))
     net.target_std.copy_(torch.from_numpy(y_std))
-    yn_train = (y_train - y_mean) / y_std
+    x_train, yn_train = np.concatenate(train_windows), np.concatenate(scaled)
+    x_val, y_val = np.concatenate(val_windows), np.concatenate(val_targets)
     val_input = _normalise(torch.from_numpy(x_val))
     pearson: dict[str, list[float]] = {}
+    held_out: list[HeldOutScore] = []
     alpha = None
     for position, member in enumerate(net.members):
         name = f"{members[position]['kind']}-{position}"
         if isinstance(member, CNNMember):
-            _train_cnn(member, x_train, yn_train, settings, seed=settings.seed + position, log=log)
+            if folds is None:
+                x_member, y_member = x_train, yn_train
+            else:
+                held, rest = folds[position]
+                x_member = np.concatenate([train_windows[i] for i in rest])
+                y_member = np.concatenate([scaled[i] for i in rest])
+                log(f"{name}: trained without {train[held].name}")
+            _train_cnn(
+                member, x_member, y_member, settings, seed=settings.seed + position, log=log
+            )
         elif isinstance(member, StainTextureMember):
             alpha = _fit_stain_texture(
-                member, x_train, yn_train, x_val, y_val, y_mean, y_std, settings, log
+                member, train_windows, scaled, x_val, y_val, y_mean, y_std, settings, log
             )
         member.eval()
 
         def run_member(batch: torch.Tensor, member: torch.nn.Module = member) -> torch.Tensor:
             return member(*split_views(batch, net.fine_px, net.context_px))
 
-        with torch.inference_mode():
-            predicted = _batched(run_member, val_input)
-        r = pearson_per_column(predicted.numpy() * y_std + y_mean, y_val)
+        def predict_windows(windows: np.ndarray, run: Callable[..., torch.Tensor] = run_member):
+            with torch.inference_mode():
+                standard = _batched(run, _normalise(torch.from_numpy(windows))).numpy()
+            return standard * y_std + y_mean
+
+        if folds is not None and isinstance(member, CNNMember):
+            held = folds[position][0]
+            score = score_held_out(
+                predict_windows,
+                train[held],
+                train_windows[held],
+                genes,
+                settings.window_um,
+                settings.window_px,
+                member=position,
+                seed=settings.seed,
+            )
+            held_out.append(score)
+            log(
+                f"{name}: held-out {train[held].name} r "
+                + ", ".join(f"{c} {score.mean(c):.3f}" for c in CONDITIONS)
+            )
+        r = pearson_per_column(predict_windows(x_val), y_val)
         pearson[name] = [float(v) for v in r]
         log(f"{name}: mean Pearson on validation {np.nanmean(r):.3f}")
     net.eval()
@@ -131,6 +190,9 @@ def fit_expression(
     r = pearson_per_column(ensemble, y_val)
     pearson["ensemble"] = [float(v) for v in r]
     log(f"ensemble: mean Pearson on validation {np.nanmean(r):.3f}")
+    loso = LosoReport(held_out) if held_out else None
+    if loso is not None:
+        log(f"leave-one-section-out selection score {loso.selection_score:.4f}")
     report = FitReport(
         genes=genes,
         pearson=pearson,
@@ -140,6 +202,7 @@ def fit_expression(
         val_spots=len(x_val),
         seconds=time.monotonic() - started,
         settings=asdict(settings),
+        loso=loso.as_dict() if loso is not None else None,
     )
     return net, report
 
@@ -147,7 +210,7 @@ def fit_expression(
 # -- data ------------------------------------------------------------------------------
 def _windows_and_targets(
     sections: Sequence[Section], genes: list[str], settings: FitSettings, log: Log
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     windows, targets = [], []
     for section in sections:
         log(
@@ -155,8 +218,8 @@ def _windows_and_targets(
             f"({section.mpp:.4f} um/px, {section.mpp_source})"
         )
         windows.append(cut_windows(section, settings.window_um, settings.window_px))
-        targets.append(section.measured.normalised(genes))
-    return np.concatenate(windows), np.concatenate(targets).astype(np.float32)
+        targets.append(section.measured.normalised(genes).astype(np.float32))
+    return windows, targets
 
 
 def _normalise(x: torch.Tensor) -> torch.Tensor:
@@ -170,34 +233,6 @@ def _batched(
     function: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, size: int = 64
 ) -> torch.Tensor:
     return torch.cat([function(x[i : i + size]) for i in range(0, len(x), size)])
-
-
-def stain_jitter(
-    rgb: torch.Tensor, generator: torch.Generator, scale: float = 0.15, shift: float = 0.05
-) -> torch.Tensor:
-    """Per-image stain jitter in optical density: (N, 3, H, W) RGB in [0, 1] -> same.
-
-    The stain variation the CNN members are trained to ignore; the domain reference is
-    built over the same jitter, so a stain shift of this size stays "in domain".
-    """
-    od = -torch.log(rgb.clamp(min=1 / 255))
-    gain = 1 + scale * torch.randn(len(rgb), 3, 1, 1, generator=generator)
-    offset = shift * torch.randn(len(rgb), 3, 1, 1, generator=generator)
-    return torch.exp(-(od * gain + offset)).clamp(0, 1)
-
-
-def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Flips, 90 degree turns, and stain jitter in optical density (uint8 NHWC in)."""
-    rgb = x.permute(0, 3, 1, 2).float() / 255
-    if torch.rand(1, generator=generator) < 0.5:
-        rgb = rgb.flip(3)
-    if torch.rand(1, generator=generator) < 0.5:
-        rgb = rgb.flip(2)
-    rgb = torch.rot90(rgb, int(torch.randint(4, (1,), generator=generator)), (2, 3))
-    rgb = stain_jitter(rgb, generator)
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(STD).view(1, 3, 1, 1)
-    return (rgb - mean) / std
 
 
 # -- members ---------------------------------------------------------------------------
@@ -222,7 +257,7 @@ def _train_cnn(
         total = 0.0
         for start in range(0, len(x), settings.batch_size):
             batch = order[start : start + settings.batch_size]
-            inputs = _augment(images[batch], generator)
+            inputs = augment(images[batch], generator, settings.augment)
             fine, context = split_views(inputs, settings.fine_px, settings.context_px)
             loss = F.mse_loss(member(fine, context), targets[batch])
             optimiser.zero_grad()
@@ -239,8 +274,8 @@ def _train_cnn(
 
 def _fit_stain_texture(
     member: StainTextureMember,
-    x: np.ndarray,
-    y: np.ndarray,
+    train_windows: Sequence[np.ndarray],
+    train_targets: Sequence[np.ndarray],
     x_val: np.ndarray,
     y_val: np.ndarray,
     y_mean: np.ndarray,
@@ -248,7 +283,11 @@ def _fit_stain_texture(
     settings: FitSettings,
     log: Log,
 ) -> float:
-    """HEST protocol: standardise, PCA, ridge (alpha on validation), folded into one Linear."""
+    """HEST protocol: standardise, PCA, ridge, folded into one Linear.
+
+    Alpha is chosen on the validation sections (``alpha_from="val"``, 1.0.0 / 1.1.0) or by
+    leave-one-section-out over the training sections (``"loso"``: validation untouched).
+    """
     member.eval()
 
     def features(images: np.ndarray) -> np.ndarray:
@@ -265,22 +304,40 @@ def _fit_stain_texture(
                 .numpy()
             )
 
-    train_f, val_f = features(x), features(x_val)
+    per_section = [features(w) for w in train_windows]
+    train_f, y = np.concatenate(per_section), np.concatenate(train_targets)
     mean, std = train_f.mean(0), train_f.std(0) + 1e-6
-    zs, zv = (train_f - mean) / std, (val_f - mean) / std
+    zs = (train_f - mean) / std
     _, _, vt = np.linalg.svd(zs, full_matrices=False)
     components = vt[: min(settings.max_components, vt.shape[0])].T
-    pz, pv = zs @ components, zv @ components
-    best: tuple[float, float, np.ndarray] | None = None
-    for alpha in settings.alphas:
-        weights = np.linalg.solve(pz.T @ pz + alpha * np.eye(pz.shape[1]), pz.T @ y)
-        r = float(np.nanmean(pearson_per_column((pv @ weights) * y_std + y_mean, y_val)))
-        log(f"  stain-texture ridge alpha {alpha:g}: validation r {r:.3f}")
-        if best is None or r > best[0]:
-            best = (r, alpha, weights)
-    assert best is not None
-    _, alpha, weights = best
-    folded = components @ weights  # features (standardised) -> standardised genes
+    pz = zs @ components
+
+    def solve(alpha: float) -> np.ndarray:
+        return np.linalg.solve(pz.T @ pz + alpha * np.eye(pz.shape[1]), pz.T @ y)
+
+    if settings.alpha_from == "loso":
+        from omicslens.models.expression.wide import leave_one_section_out
+
+        scores = leave_one_section_out(
+            per_section, list(train_targets), settings.alphas, settings.max_components
+        )
+        for alpha, r in scores.items():
+            log(f"  stain-texture ridge alpha {alpha:g}: leave-one-section-out r {r:.3f}")
+        alpha = max(scores, key=lambda a: scores[a])
+    elif settings.alpha_from == "val":
+        pv = ((features(x_val) - mean) / std) @ components
+        best: tuple[float, float] | None = None
+        for candidate in settings.alphas:
+            predicted = (pv @ solve(candidate)) * y_std + y_mean
+            r = float(np.nanmean(pearson_per_column(predicted, y_val)))
+            log(f"  stain-texture ridge alpha {candidate:g}: validation r {r:.3f}")
+            if best is None or r > best[0]:
+                best = (r, candidate)
+        assert best is not None
+        alpha = best[1]
+    else:
+        raise ValueError(f"alpha_from must be 'val' or 'loso', not {settings.alpha_from!r}")
+    folded = components @ solve(alpha)  # features (standardised) -> standardised genes
     member.feature_mean.copy_(torch.from_numpy(mean).float())
     member.feature_std.copy_(torch.from_numpy(std).float())
     with torch.no_grad():
@@ -314,9 +371,12 @@ def write_bundle(
     settings = report.settings
     window_px = int(settings["window_px"])
     spacing = float(settings["window_um"]) / window_px
-    members = [{"kind": "cnn", "width": settings["width"]}] * settings["cnn_members"]
-    if settings["stain_texture_member"]:
-        members.append({"kind": "stain-texture"})
+    members: list[dict[str, Any]] = [
+        {"kind": "cnn", "width": settings["width"]}
+        if isinstance(member, CNNMember)
+        else {"kind": "stain-texture"}
+        for member in net.members
+    ]
     mean = net.target_mean.tolist()
     std = net.target_std.tolist()
     outputs: list[dict[str, Any]] = [
@@ -352,6 +412,7 @@ def write_bundle(
             "fine_px": settings["fine_px"],
             "context_px": settings["context_px"],
             "uncertainty_output": uncertainty,
+            "predicting_members": list(net.predicting_members),
         },
         "num_classes": len(names),
         "class_names": names,
@@ -372,6 +433,7 @@ def write_bundle(
             "ridge_alpha": report.alpha,
             "train_spots": report.train_spots,
             "val_spots": report.val_spots,
+            **({"leave_one_section_out": report.loso} if report.loso else {}),
         },
         "training": {**training_data, "settings": settings, "seconds": round(report.seconds)},
         "citation": citation,
