@@ -98,9 +98,7 @@ def test_loso_needs_two_sections() -> None:
 
 
 def test_scanner_augmentation_keeps_shape_and_changes_pixels() -> None:
-    x = torch.from_numpy(
-        np.random.default_rng(1).integers(0, 255, (4, 64, 64, 3), dtype=np.uint8)
-    )
+    x = torch.from_numpy(np.random.default_rng(1).integers(0, 255, (4, 64, 64, 3), dtype=np.uint8))
     stain = augment(x, torch.Generator().manual_seed(3), "stain")
     scanner = augment(x, torch.Generator().manual_seed(3), "scanner")
     assert stain.shape == scanner.shape == (4, 3, 64, 64)

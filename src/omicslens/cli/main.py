@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from omicslens import __version__
+from omicslens.cli.crops_command import add_type_cells_command
 from omicslens.cli.domain_commands import add_check_domain_command
 from omicslens.cli.expression_commands import add_expression_commands
 from omicslens.cli.model_commands import add_model_commands
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict_command(commands)
     add_check_domain_command(commands)
     add_smear_commands(commands)
+    add_type_cells_command(commands)
     add_robustness_command(commands)
 
     bench = commands.add_parser("bench", help="benchmarks (results go to docs/benchmarks.md)")

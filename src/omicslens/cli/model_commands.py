@@ -46,6 +46,9 @@ def add_model_commands(subparsers: Any) -> argparse.ArgumentParser:
     from omicslens.cli.domain_commands import add_domain_action
 
     add_domain_action(actions)
+    from omicslens.cli.crops_command import add_cell_reference_action
+
+    add_cell_reference_action(actions)
     return model
 
 

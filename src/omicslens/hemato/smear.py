@@ -8,8 +8,10 @@ atomically, refusing to overwrite unless ``force``:
     One row per cell: ``id``, ``centre_x``, ``centre_y``, ``box_x0``, ``box_y0``,
     ``box_x1``, ``box_y1`` (level-0 pixels), ``area_um2``, ``nucleus_area_um2``,
     ``class`` (a reviewer's correction if any, else the model's; ``Unknown`` below the
-    confidence threshold), ``model_class``, ``corrected`` (0/1), ``confidence``,
-    ``prob_<CLASS>`` per class, and ``attention`` when a genetic model ran.
+    confidence threshold, ``Review`` far from every training class), ``model_class``,
+    ``corrected`` (0/1), ``confidence``, ``prob_<CLASS>`` per class, ``flag``
+    (``review`` or empty), ``ood_score`` (empty without a cell reference), and
+    ``attention`` when a genetic model ran.
 ``cells.geojson``
     A QuPath-style FeatureCollection: one Feature per cell with a UUID ``id``,
     ``geometry`` = the cell outline polygon and ``nucleusGeometry`` = the nucleus polygon
@@ -51,10 +53,11 @@ from omicslens.hemato.aggregators import (
     AggregatorBundle,
     PatientScores,
     attention_entropy,
-    build_timm_encoder,
     load_aggregator,
     retrieve_similar,
 )
+from omicslens.hemato.cell_encoder import CellEncoder
+from omicslens.hemato.cell_reference import REVIEW_CLASS
 from omicslens.hemato.detect import (
     DetectionResult,
     DetectionSettings,
@@ -67,9 +70,7 @@ from omicslens.hemato.errors import OutputExistsError, UnsupportedSmearError
 from omicslens.hemato.typing import (
     CellTypes,
     TypingModel,
-    cell_box_windows,
     class_colour,
-    window_patches,
 )
 
 __all__ = [
@@ -122,8 +123,9 @@ class SmearAnalysis:
         return self.detection.mpp_source
 
     def counts(self) -> dict[str, int]:
-        """Cells per class, corrections applied (the differential count)."""
-        names = [*self.types.class_names, "Unknown"]
+        """Cells per class, corrections applied (the differential count); cells flagged
+        for review and low-confidence cells are counted apart, never in a class."""
+        names = [*self.types.class_names, "Unknown", REVIEW_CLASS]
         labels = self.labels()
         return {name: labels.count(name) for name in names}
 
@@ -204,7 +206,8 @@ def analyse_smear(
         types = typing_model.classify(slide, detection.cells, used_mpp)
         analysis = SmearAnalysis(path=path, detection=detection, types=types)
         if aggregator is not None:
-            features = _genetic_features(aggregator, typing_model, slide, detection, types)
+            encoder = CellEncoder(aggregator, typing_model)
+            features = encoder.features(slide, detection.cells, used_mpp, types.features)
             if features is not types.features:
                 analysis.genetic_features = features
             analysis.patient = aggregator.score(features)
@@ -215,41 +218,6 @@ def analyse_smear(
                     analysis.patient.embedding, bank, top_k_similar
                 )
     return analysis
-
-
-def _genetic_features(
-    aggregator: AggregatorBundle,
-    typing_model: TypingModel,
-    slide: Slide,
-    detection: DetectionResult,
-    types: CellTypes,
-) -> np.ndarray:
-    spec = aggregator.config.encoder
-    if spec.kind == "typing":
-        return types.features
-    if spec.kind == "bundle":
-        assert spec.path is not None
-        bundle_path = Path(spec.path)
-        if not bundle_path.is_absolute():
-            bundle_path = aggregator.path / bundle_path
-        encoder = TypingModel(bundle_path)
-        return encoder.classify(slide, detection.cells, detection.mpp).features
-    import torch
-
-    network = build_timm_encoder(spec, aggregator.path)
-    size = spec.input_size
-    windows = cell_box_windows(detection.cells, spec.box_scale)
-    patches = window_patches(slide, windows, size)
-    mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
-    std = torch.tensor(spec.std).view(1, 3, 1, 1)
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(patches), 32):
-            batch = torch.from_numpy(patches[start : start + 32]).permute(0, 3, 1, 2).float() / 255
-            out.append(network((batch - mean) / std).float())
-    if not out:
-        return np.zeros((0, aggregator.config.feature_dim), np.float32)
-    return torch.cat(out).numpy().astype(np.float32)
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -300,7 +268,10 @@ def cells_csv(analysis: SmearAnalysis) -> str:
         "corrected",
         "confidence",
         *_probability_columns(types.class_names),
+        "flag",
+        "ood_score",
     ]
+    flags = types.flags
     attention = analysis.patient.attention if analysis.patient is not None else None
     if attention is not None:
         header.append("attention")
@@ -321,6 +292,8 @@ def cells_csv(analysis: SmearAnalysis) -> str:
             int(cell.id in analysis.corrections),
             f"{float(probabilities.max()):.6f}",
             *(f"{float(p):.6f}" for p in probabilities),
+            flags[index],
+            "" if types.ood is None else f"{float(types.ood[index]):.4f}",
         ]
         if attention is not None:
             row.append(f"{float(attention[index]):.6g}")
@@ -425,6 +398,8 @@ def summary(analysis: SmearAnalysis) -> dict[str, Any]:
             "name": analysis.types.model_name,
             "hash": analysis.types.model_hash,
             "unknown_threshold": analysis.types.unknown_threshold,
+            "review_threshold": analysis.types.review_threshold,
+            "cell_reference": analysis.types.ood is not None,
         },
         "genetic_model": analysis.genetic_model,
         "detection": {"tiles": detection.tiles, "settings": asdict(detection.settings)},

@@ -15,6 +15,11 @@ The bundle is an ordinary WSInfer-compatible classification bundle (``config.jso
     (default ``"Unknown"``). "Other/unknown" is thus a confidence threshold, not a trained
     class: BCCD has no examples of other cells to train one on.
 
+A bundle with ``cell_reference.json`` (:mod:`omicslens.hemato.cell_reference`) also gives
+every cell an out-of-distribution score; a cell far from every training class is
+labelled ``Review`` (blasts, smudge cells, debris, a stain never seen), whatever its
+class probabilities say. Review takes precedence over Unknown.
+
 Embeddings are the input of the network's last linear layer (its penultimate
 activations), captured with a forward hook during the same forward pass.
 """
@@ -34,6 +39,12 @@ from torch import nn
 
 from omicslens.core.samples import bundled_models
 from omicslens.core.slide import Slide
+from omicslens.hemato.cell_reference import (
+    REVIEW_CLASS,
+    CellReference,
+    CellReferenceError,
+    load_cell_reference,
+)
 from omicslens.hemato.detect import WhiteCell
 from omicslens.models.bundle import ModelBundle, load_bundle
 from omicslens.models.errors import BundleError
@@ -57,6 +68,7 @@ CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
     "Lymphocyte": (40, 110, 220),
     "Monocyte": (40, 170, 90),
     "Unknown": (128, 128, 128),
+    REVIEW_CLASS: (255, 0, 220),
 }
 
 
@@ -89,6 +101,17 @@ class CellTypes:
     unknown_threshold: float
     model_name: str
     model_hash: str
+    #: (N,) out-of-distribution score per cell (1 = edge of held-out training cells);
+    #: None when the bundle has no ``cell_reference.json``
+    ood: np.ndarray | None = None
+    review_threshold: float | None = None
+
+    @property
+    def flags(self) -> list[str]:
+        """``"review"`` for cells far from every training class, else ``""``."""
+        if self.ood is None or self.review_threshold is None:
+            return [""] * len(self.labels)
+        return ["review" if d > self.review_threshold else "" for d in self.ood]
 
 
 class TypingModel:
@@ -122,6 +145,13 @@ class TypingModel:
         self._hook_target = _last_linear(self.predictor.model)
         if self._hook_target is not None:
             self._hook_target.register_forward_hook(self._capture)
+        self.reference: CellReference | None = load_cell_reference(self.bundle.path)
+        if self.reference is not None and self.reference.feature_dim != self.feature_dim:
+            raise CellReferenceError(
+                self.bundle.path / "cell_reference.json",
+                f"made for {self.reference.feature_dim}-wide embeddings, but this network "
+                f"gives {self.feature_dim}; refit it with `omicslens model add-cell-reference`",
+            )
 
     # -- facts ---------------------------------------------------------------------------
     @property
@@ -181,30 +211,50 @@ class TypingModel:
         probabilities /= len(views)
         return probabilities.astype(np.float32), (features / len(views)).astype(np.float32)
 
-    def label(self, probabilities: np.ndarray) -> list[str]:
-        """Class names, ``unknown_class`` where the top probability is below the threshold."""
+    def label(self, probabilities: np.ndarray, ood: np.ndarray | None = None) -> list[str]:
+        """Class names; ``Review`` where ``ood`` is above the reference's threshold, else
+        ``unknown_class`` where the top probability is below the confidence threshold."""
         names = self.class_names
+        threshold = None if self.reference is None else self.reference.threshold
         labels = []
-        for row in probabilities:
+        for index, row in enumerate(probabilities):
             best = int(np.argmax(row))
             confident = float(row[best]) >= self.unknown_threshold
-            labels.append(names[best] if confident else self.unknown_class)
+            if ood is not None and threshold is not None and ood[index] > threshold:
+                labels.append(REVIEW_CLASS)
+            else:
+                labels.append(names[best] if confident else self.unknown_class)
         return labels
+
+    def ood_scores(self, features: np.ndarray) -> np.ndarray | None:
+        """(N,) out-of-distribution score of embeddings, None without a reference."""
+        if self.reference is None:
+            return None
+        if not len(features):
+            return np.zeros(0, np.float32)
+        return self.reference.distance(features).astype(np.float32)
+
+    def types_of(self, probabilities: np.ndarray, features: np.ndarray) -> CellTypes:
+        """Typing results of already-predicted patches (labels, review scores)."""
+        ood = self.ood_scores(features)
+        return CellTypes(
+            class_names=self.class_names,
+            probabilities=probabilities,
+            labels=self.label(probabilities, ood),
+            features=features,
+            unknown_threshold=self.unknown_threshold,
+            model_name=self.bundle.name,
+            model_hash=self.bundle.bundle_hash,
+            ood=ood,
+            review_threshold=None if self.reference is None else self.reference.threshold,
+        )
 
     def classify(
         self, source: Slide | np.ndarray, cells: Sequence[WhiteCell], mpp: float
     ) -> CellTypes:
         """Type ``cells`` of a slide or image whose level-0 pixels are ``mpp`` um wide."""
         probabilities, features = self.predict_patches(self.patches(source, cells, mpp))
-        return CellTypes(
-            class_names=self.class_names,
-            probabilities=probabilities,
-            labels=self.label(probabilities),
-            features=features,
-            unknown_threshold=self.unknown_threshold,
-            model_name=self.bundle.name,
-            model_hash=self.bundle.bundle_hash,
-        )
+        return self.types_of(probabilities, features)
 
     def _capture(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: Any) -> None:
         self._features.append(inputs[0].detach().flatten(1))

@@ -115,7 +115,14 @@ class ModelBundle:
                 digest.update(chunk)
         if self.domain is not None:
             digest.update((self.path / DOMAIN_FILE).read_bytes())
+        cell_reference = self.path / CELL_REFERENCE_FILE
+        if cell_reference.is_file():  # typing bundles: it decides which cells say "Review"
+            digest.update(cell_reference.read_bytes())
         return digest.hexdigest()[:16]
+
+
+#: A typing bundle's reference of its training cells (omicslens.hemato.cell_reference).
+CELL_REFERENCE_FILE = "cell_reference.json"
 
 
 def load_bundle(path_or_repo_id: str | Path, *, with_domain: bool = True) -> ModelBundle:

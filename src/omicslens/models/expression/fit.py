@@ -147,9 +147,7 @@ def fit_expression(
                 x_member = np.concatenate([train_windows[i] for i in rest])
                 y_member = np.concatenate([scaled[i] for i in rest])
                 log(f"{name}: trained without {train[held].name}")
-            _train_cnn(
-                member, x_member, y_member, settings, seed=settings.seed + position, log=log
-            )
+            _train_cnn(member, x_member, y_member, settings, seed=settings.seed + position, log=log)
         elif isinstance(member, StainTextureMember):
             alpha = _fit_stain_texture(
                 member, train_windows, scaled, x_val, y_val, y_mean, y_std, settings, log
