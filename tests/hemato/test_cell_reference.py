@@ -79,7 +79,7 @@ def test_a_broken_reference_is_a_typed_error(tmp_path: Path, mangle) -> None:
     data = json.loads(path.read_text())
     mangle(data)
     path.write_text(json.dumps(data))
-    with pytest.raises(CellReferenceError, match="cell_reference.json"):
+    with pytest.raises(CellReferenceError, match=r"cell_reference.json"):
         load_cell_reference(tmp_path)
     (tmp_path / "cell_reference.json").write_text("{")
     with pytest.raises(CellReferenceError, match="not a readable"):

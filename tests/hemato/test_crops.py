@@ -87,14 +87,14 @@ def test_collect_crops_groups_by_the_folder_given(tmp_path: Path) -> None:
     ]
     with pytest.raises(CropReadError, match="no such file"):
         collect_crops([tmp_path / "missing"])
-    with pytest.raises(CropReadError, match="notes.txt: not a crop image"):
+    with pytest.raises(CropReadError, match=r"notes.txt: not a crop image"):
         collect_crops([tmp_path / "p2" / "notes.txt"])
 
 
 def test_unreadable_crops_are_typed_errors_naming_the_file(tmp_path: Path) -> None:
     text = tmp_path / "cell.png"
     text.write_text("not an image")
-    with pytest.raises(CropReadError, match="cell.png: not a readable image"):
+    with pytest.raises(CropReadError, match=r"cell.png: not a readable image"):
         read_crop(text)
     tiny = tmp_path / "tiny.png"
     Image.new("RGB", (4, 4)).save(tiny)
@@ -103,5 +103,5 @@ def test_unreadable_crops_are_typed_errors_naming_the_file(tmp_path: Path) -> No
     truncated = tmp_path / "cut.jpg"
     whole = next((BCCD / "crops" / "Lymphocyte").iterdir()).read_bytes()
     truncated.write_bytes(whole[:200])
-    with pytest.raises(CropReadError, match="cut.jpg"):
+    with pytest.raises(CropReadError, match=r"cut.jpg"):
         read_crop(truncated)

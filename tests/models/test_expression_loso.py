@@ -81,7 +81,7 @@ def test_section_targets_are_standardised_within_each_section() -> None:
     rng = np.random.default_rng(0)
     a = rng.normal(2.0, 1.0, (50, 3))
     b = rng.normal(0.5, 0.2, (40, 3))  # a shallower section: lower and squeezed
-    scaled, mean, std = standardise_targets([a, b], "section")
+    scaled, mean, _ = standardise_targets([a, b], "section")
     for values in scaled:
         np.testing.assert_allclose(values.mean(0), 0, atol=1e-9)
         np.testing.assert_allclose(values.std(0), 1, atol=1e-4)
