@@ -88,6 +88,15 @@ def add_smear_commands(subparsers: Any) -> None:
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     train.add_argument("--no-cv", action="store_true", help="skip cross-validation")
+    train.add_argument(
+        "--colour-gain",
+        type=float,
+        default=None,
+        help="white-balance augmentation: R x (1 + g), B x (1 - g), g ~ U(-x, x) (default 0)",
+    )
+    train.add_argument(
+        "--stain-jitter", type=float, default=None, help="per-channel OD jitter (default 0.08)"
+    )
     train.add_argument("--force", action="store_true", help="replace an existing bundle")
     train.add_argument("--report", type=Path, help="also write the report (JSON) here")
     train.set_defaults(handler=cmd_train_typing)
@@ -230,7 +239,7 @@ def cmd_train_typing(args: argparse.Namespace) -> int:
         return EXIT_INPUT_ERROR
     settings = TypingSettings()
     changes: dict[str, Any] = {"threads": args.threads}
-    for key in ("epochs", "folds", "seed"):
+    for key in ("epochs", "folds", "seed", "colour_gain", "stain_jitter"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
     settings = replace(settings, **changes)

@@ -40,6 +40,7 @@ from PIL import Image
 from torch import nn
 
 from omicslens.core.atomic import write_bytes_atomic, write_text_atomic
+from omicslens.core.perturb import perturb_windows, perturbation_named
 from omicslens.hemato.errors import DatasetLayoutError
 from omicslens.models.architectures import build_architecture
 
@@ -62,6 +63,20 @@ DEFAULT_CLASSES = ("Neutrophil", "Eosinophil", "Lymphocyte", "Monocyte", "Basoph
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
 
 
+#: Colour changes applied to the held-out crops of every fold (the robustness protocol:
+#: none of them is the training augmentation's exact form). Blur sigma is in pixels of the
+#: 96 px crops.
+CV_PERTURBATIONS = (
+    "hed-0.1",
+    "hed-0.2",
+    "gain-0.1",
+    "gamma-0.8",
+    "gamma-1.25",
+    "jpeg-30",
+    "blur-1",
+)
+
+
 @dataclass(frozen=True)
 class TypingSettings:
     input_size: int = 64
@@ -79,6 +94,9 @@ class TypingSettings:
     scale_range: tuple[float, float] = (0.8, 1.25)
     stain_jitter: float = 0.08
     intensity_jitter: float = 0.2
+    #: per-channel RGB gain jitter (a camera's white balance): R x (1 + g), B x (1 - g),
+    #: g ~ U(-colour_gain, colour_gain); 0 in 1.0.0
+    colour_gain: float = 0.0
     box_scale: float = 1.06
     label_smoothing: float = 0.05
     test_views: int = 8
@@ -149,6 +167,7 @@ def augment(
     scale_range: tuple[float, float] = (0.8, 1.25),
     stain_jitter: float = 0.08,
     intensity_jitter: float = 0.2,
+    colour_gain: float = 0.0,
 ) -> torch.Tensor:
     """(N, 3, H, W) floats in [0, 1] -> augmented (N, 3, size, size) floats in [0, 1].
 
@@ -184,7 +203,10 @@ def augment(
     hue = 1.0 + uniform(-stain_jitter, stain_jitter, n, 3, 1, 1)
     density = density * strength * hue + uniform(-0.02, 0.02, n, 3, 1, 1)
     out = torch.exp(-density.clamp(min=0.0))
-    # camera: brightness, contrast, gamma
+    # camera: white balance, brightness, contrast, gamma
+    if colour_gain > 0:
+        g = uniform(-colour_gain, colour_gain, n, 1, 1, 1)
+        out = out * torch.cat([1 + g, torch.ones_like(g), 1 - g], dim=1)
     out = out * uniform(0.85, 1.12, n, 1, 1, 1)
     mean = out.mean(dim=(1, 2, 3), keepdim=True)
     out = (out - mean) * uniform(0.8, 1.2, n, 1, 1, 1) + mean
@@ -256,6 +278,7 @@ def train_network(
                 settings.scale_range,
                 settings.stain_jitter,
                 settings.intensity_jitter,
+                settings.colour_gain,
             )
             output = model((batch - mean_t) / std_t)
             loss = loss_fn(output, targets[index])
@@ -319,6 +342,39 @@ class CrossValidation:
     unknown_threshold: float
     seconds: float = 0.0
     fold_balanced_accuracy: list[float] = field(default_factory=list)
+    #: perturbation name -> out-of-fold probabilities of the held-out crops so perturbed
+    perturbed: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def recall_under(self, name: str) -> dict[str, float | None]:
+        predicted = self.perturbed[name].argmax(axis=1)
+        out: dict[str, float | None] = {}
+        for i, cls in enumerate(self.classes):
+            members = self.labels == i
+            out[cls] = float((predicted[members] == i).mean()) if members.any() else None
+        return out
+
+    def robustness(self) -> dict[str, Any]:
+        """Per-class recall and balanced accuracy under each held-out colour perturbation,
+        and the selection score: the mean balanced accuracy over clean and perturbed."""
+        table: dict[str, Any] = {}
+        scores = [self.balanced_accuracy]
+        for name in self.perturbed:
+            recall = self.recall_under(name)
+            values = [v for k, v in recall.items() if v is not None and k != "Basophil"]
+            balanced = float(np.mean([v for v in recall.values() if v is not None]))
+            scores.append(balanced)
+            table[name] = {
+                "balanced_accuracy": round(balanced, 4),
+                "balanced_accuracy_without_basophil": round(float(np.mean(values)), 4),
+                "per_class_recall": {
+                    k: (None if v is None else round(v, 4)) for k, v in recall.items()
+                },
+            }
+        return {
+            "perturbations": table,
+            "selection_score": round(float(np.mean(scores)), 4),
+            "rule": "mean balanced accuracy over the clean and every perturbed held-out fold",
+        }
 
     @property
     def per_class_recall(self) -> dict[str, float | None]:
@@ -371,6 +427,7 @@ class CrossValidation:
             },
             "unknown": self.unknown_effect(),
             "seconds": round(self.seconds, 1),
+            **({"robustness": self.robustness()} if self.perturbed else {}),
         }
 
 
@@ -393,6 +450,7 @@ def cross_validate(
     started = time.perf_counter()
     fold_of = stratified_folds(data.labels, settings.folds, settings.seed)
     probabilities = np.zeros((len(data.labels), len(data.classes)), np.float32)
+    perturbed: dict[str, np.ndarray] = {}
     per_fold = []
     for fold in range(settings.folds):
         train = fold_of != fold
@@ -406,6 +464,13 @@ def cross_validate(
         probabilities[test] = predict_probabilities(
             model, data.images[test], settings.input_size, mean, std, settings.test_views
         )
+        for name in CV_PERTURBATIONS:
+            held = perturb_windows(
+                data.images[test], perturbation_named(name), keys=np.flatnonzero(test)
+            )
+            perturbed.setdefault(name, np.zeros_like(probabilities))[test] = predict_probabilities(
+                model, held, settings.input_size, mean, std, settings.test_views
+            )
         fold_confusion = _confusion(
             data.labels[test], probabilities[test].argmax(1), len(data.classes)
         )
@@ -425,6 +490,7 @@ def cross_validate(
         unknown_threshold=settings.unknown_threshold,
         seconds=time.perf_counter() - started,
         fold_balanced_accuracy=per_fold,
+        perturbed=perturbed,
     )
 
 
