@@ -106,3 +106,76 @@ def test_patient_panel_with_a_genetic_bundle(
     text = widget.patient.text()
     assert "AML-NPM1" in text and "Cells that weighed most" in text
     assert "not for diagnosis" in text
+
+
+def test_patient_panel_names_the_reference_patients(
+    make_napari_viewer, qtbot, smear: Path, tmp_path: Path
+) -> None:
+    """The dock shows the ``patient_id`` that retrieval returns (it used to show '?')."""
+    import json
+
+    from omicslens.hemato.aggregators import load_aggregator, write_reference_bank
+    from tests.hemato.test_aggregators import random_gated
+
+    bundle = random_gated(tmp_path, feature_dim=192)  # test fixture: random weights
+    dim = load_aggregator(bundle).score(np.zeros((3, 192), np.float32)).embedding.shape[0]
+    rng = np.random.default_rng(0)
+    write_reference_bank(
+        bundle / "bank.h5",
+        rng.normal(size=(3, dim)).astype(np.float32),
+        ["AML-NPM1", "SCD", "AML-PML-RARA"],
+        ["P-07", "P-11", "P-23"],
+    )
+    config = json.loads((bundle / "config.json").read_text())
+    config["reference_bank"] = "bank.h5"
+    (bundle / "config.json").write_text(json.dumps(config))
+    viewer = make_napari_viewer(show=False)
+    viewer.open(str(smear), plugin="omicslens")
+    widget = SmearWidget(viewer)
+    widget.genetic_edit.setText(str(bundle))
+    widget.run()
+    qtbot.waitUntil(lambda: widget.analysis is not None, timeout=120000)
+    text = widget.patient.text()
+    assert "Most similar reference patients" in text
+    for shown in ("P-07 (AML-NPM1)", "P-11 (SCD)", "P-23 (AML-PML-RARA)"):
+        assert shown in text
+    assert "?" not in text
+
+
+def test_a_folder_of_crops_opens_as_a_gallery_with_a_review_row(
+    make_napari_viewer, qtbot, tmp_path: Path
+) -> None:
+    import shutil
+
+    crops = tmp_path / "patient-01"
+    shutil.copytree(BCCD.parent / "crops", crops)
+    Image.new("RGB", (150, 150), (236, 226, 230)).save(crops / "empty-glass.png")
+    viewer = make_napari_viewer(show=True)
+    widget = SmearWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.open_crops(crops)
+    qtbot.waitUntil(lambda: widget.collection is not None, timeout=120000)
+    report = widget.collection
+    assert len(report.cells) == 14
+    groups = widget.gallery_groups()
+    assert sum(len(ids) for ids in groups.values()) == 14
+    assert "Review" in groups and list(groups)[-1] == "Review"  # its own row, last
+    glass = next(i for i, c in enumerate(report.cells) if c.crop.path.name == "empty-glass.png")
+    assert glass in groups["Review"]
+    counts = widget.differential_counts()
+    assert counts["Total"] == 14 and counts["Review"] == len(groups["Review"])
+    screenshot = viewer.window.screenshot(canvas_only=False)
+    Image.fromarray(screenshot).save(tmp_path / "crops-gallery.png")
+    # a reviewer decides the empty crop is not a cell at all: keeps it in Review, and
+    # re-classes another crop; the export records it
+    other = next(i for i in range(14) if i != glass)
+    before = report.labels[other]
+    widget.correct([other], "Monocyte")
+    assert other in widget.gallery_groups()["Monocyte"]
+    written = widget.export(tmp_path / "out")
+    with written[0].open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[other]["class"] == "Monocyte" and rows[other]["corrected"] == "1"
+    assert rows[other]["model_class"] in (before, rows[other]["model_class"])
+    with pytest.raises(Exception, match="exist"):
+        widget.export(tmp_path / "out")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from omicslens.bench.crop_review import cut_around
 from omicslens.hemato.crops import (
     CropFile,
     CropReadError,
@@ -19,16 +20,6 @@ from omicslens.hemato.crops import (
 from omicslens.hemato.voc import VocCollection, box_iou
 
 from .conftest import BCCD, FIELDS, field_pixels, reference_mpp
-
-
-def cut_around(rgb: np.ndarray, box, margin: float = 2.0) -> tuple[np.ndarray, tuple[int, int]]:
-    """A CellaVision-like crop: the annotated box times ``margin``, centred on it."""
-    x0, y0, x1, y1 = box
-    cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * margin
-    height, width = rgb.shape[:2]
-    left, top = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
-    right, bottom = int(min(width, cx + side / 2)), int(min(height, cy + side / 2))
-    return rgb[top:bottom, left:right], (left, top)
 
 
 def white_cell_crops(bccd: VocCollection):

@@ -5,6 +5,9 @@ Hematologists review smears cell by cell (as on CellaVision): the gallery shows 
 detected white cell grouped by class; clicking one centres the viewer on it; a reviewer
 can re-class selected cells, and the correction is kept (``SmearAnalysis.corrections``),
 drives the differential and the colours, and is exported (``class`` vs ``model_class``).
+Cells flagged for review (far from every training class) have their own colour and
+gallery row and are counted apart. A folder of single-cell crops (CellaVision-style
+exports, a patient's folder) opens as a gallery of its own, typed by the same model.
 Analysis and crop cutting run in a worker thread; exports are atomic and refuse to
 overwrite files unless asked.
 """
@@ -36,7 +39,9 @@ from qtpy.QtWidgets import (
 from omicslens._napari.jobs import JobHandle, start_job
 from omicslens._napari.layers import fill_slide_layer_combo, slide_of
 from omicslens._napari.state import viewer_state
+from omicslens.app.crops import CropTypingReport, type_cells_job, write_crops_outputs
 from omicslens.app.smear import export_smear, similar_patient_text, smear_job
+from omicslens.hemato.cell_reference import REVIEW_CLASS
 
 if TYPE_CHECKING:
     import napari
@@ -61,6 +66,8 @@ class SmearWidget(QWidget):
         self.state = viewer_state(napari_viewer)
         self.job: JobHandle | None = None
         self.analysis: SmearAnalysis | None = None
+        #: a typed folder of single-cell crops, shown instead of a smear's cells
+        self.collection: CropTypingReport | None = None
         self.crops: list[np.ndarray] = []
         self.points: Any = None
         self._slide_layer: Any = None
@@ -70,6 +77,12 @@ class SmearWidget(QWidget):
         self.genetic_edit.setPlaceholderText("optional: genetic aggregator bundle folder")
         self.genetic_button = QPushButton("Folder…")
         self.run_button = QPushButton("Find and type white cells")
+        self.run_button.setToolTip("Detect, type and embed the white cells of the chosen image")
+        self.crops_button = QPushButton("Open crops folder…")
+        self.crops_button.setToolTip(
+            "Type a folder of single-cell images (PNG, JPEG, TIFF, BMP; searched "
+            "recursively), e.g. a CellaVision export or one patient's crops"
+        )
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.setToolTip("Stops after the current step (detection runs as one)")
@@ -102,6 +115,7 @@ class SmearWidget(QWidget):
         layout.addLayout(genetic_row)
         run_row = QHBoxLayout()
         run_row.addWidget(self.run_button, 1)
+        run_row.addWidget(self.crops_button)
         run_row.addWidget(self.cancel_button)
         layout.addLayout(run_row)
         colour_row = QHBoxLayout()
@@ -119,6 +133,7 @@ class SmearWidget(QWidget):
         layout.addWidget(self.status)
 
         self.run_button.clicked.connect(self.run)
+        self.crops_button.clicked.connect(self._browse_crops)
         self.cancel_button.clicked.connect(self.cancel)
         self.genetic_button.clicked.connect(self._browse_genetic)
         self.gallery.itemClicked.connect(self._go_to_cell)
@@ -168,6 +183,49 @@ class SmearWidget(QWidget):
         self.cancel_button.setEnabled(True)
         self.job.signals.finished.connect(lambda: self.cancel_button.setEnabled(False))
 
+    def _browse_crops(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of single-cell crops")
+        if folder:
+            self.open_crops(folder)
+
+    def open_crops(self, folder: str | Path) -> None:
+        """Type every crop under ``folder`` in a worker and show them as a gallery."""
+        self.run_button.setEnabled(False)
+        self.crops_button.setEnabled(False)
+        self.status.setText(f"Typing the crops in {Path(folder).name}…")
+        self.job = start_job(
+            self.state,
+            type_cells_job(
+                [folder], genetic=self.genetic_edit.text().strip() or None, gallery_px=ICON_PX
+            ),
+            "cell crops",
+            on_done=self._show_collection,
+            on_error=self._failed,
+            owner=self,
+        )
+        self.cancel_button.setEnabled(True)
+        self.job.signals.finished.connect(lambda: self.cancel_button.setEnabled(False))
+
+    def _show_collection(self, report: CropTypingReport) -> None:
+        self.run_button.setEnabled(True)
+        self.crops_button.setEnabled(True)
+        self.analysis, self.collection, self.crops = None, report, report.gallery
+        self._fill_class_combo(report.types.class_names)
+        self.colour_combo.clear()
+        self._fill_gallery()
+        self._fill_differential()
+        self._fill_patient()
+        review = sum(1 for flag in report.flags if flag)
+        failed = f", {len(report.failed)} could not be read" if report.failed else ""
+        self.status.setText(
+            f"{len(report.cells)} crops typed ({review} flagged for review{failed}). "
+            f"Typing model: {report.types.model_name}."
+        )
+
+    def _fill_class_combo(self, class_names: tuple[str, ...]) -> None:
+        self.class_combo.clear()
+        self.class_combo.addItems([*class_names, "Unknown", REVIEW_CLASS])
+
     def cancel(self) -> None:
         """Stop the running analysis (at its next step) and keep the previous result."""
         if self.job is not None:
@@ -177,14 +235,14 @@ class SmearWidget(QWidget):
 
     def _failed(self, error: BaseException) -> None:
         self.run_button.setEnabled(True)
+        self.crops_button.setEnabled(True)
         self.status.setText(f"Could not analyse the smear: {error}")
 
     def _show(self, analysis: SmearAnalysis, crops: list[np.ndarray]) -> None:
         self.run_button.setEnabled(True)
-        self.analysis, self.crops = analysis, crops
+        self.analysis, self.collection, self.crops = analysis, None, crops
         self.state.smear = analysis
-        self.class_combo.clear()
-        self.class_combo.addItems([*analysis.types.class_names, "Unknown"])
+        self._fill_class_combo(analysis.types.class_names)
         self.colour_combo.blockSignals(True)
         self.colour_combo.clear()
         self.colour_combo.addItems(["class", *self.scores()])
@@ -251,26 +309,49 @@ class SmearWidget(QWidget):
         self.points.border_contrast_limits = (low, high if high > low else low + 1e-6)
         self.points.refresh()
 
-    def _fill_gallery(self) -> None:
+    def _entries(self) -> list[tuple[int, str, str]]:
+        """(cell id, label, tooltip) per gallery cell, of the smear or the crop folder."""
+        if self.collection is not None:
+            report = self.collection
+            reasons = report.reasons()
+            out = []
+            for index, (cell, label) in enumerate(zip(report.cells, report.labels, strict=True)):
+                note = " (corrected by reviewer)" if index in report.corrections else ""
+                why = f"; review: {reasons[index]}" if reasons[index] else ""
+                out.append((index, label, f"{cell.crop.path}: {label}{note}{why}"))
+            return out
         assert self.analysis is not None
-        self.gallery.clear()
         labels = self.analysis.labels()
-        order = sorted(range(len(labels)), key=lambda i: (labels[i], i))
+        flags = self.analysis.types.flags
+        out = []
+        for index, cell in enumerate(self.analysis.cells):
+            note = " (corrected by reviewer)" if cell.id in self.analysis.corrections else ""
+            why = "; far from every training class" if flags[index] else ""
+            out.append((cell.id, labels[index], f"cell {cell.id}: {labels[index]}{note}{why}"))
+        return out
+
+    def _fill_gallery(self) -> None:
+        self.gallery.clear()
+        entries = self._entries()
+        labels = [label for _, label, _ in entries]
+        # Review last: the cells a hematologist must look at have their own row
+        order = sorted(range(len(entries)), key=lambda i: (labels[i] == REVIEW_CLASS, labels[i], i))
         current = None
         for index in order:
-            if labels[index] != current:
-                current = labels[index]
+            cell_id, label, tooltip = entries[index]
+            if label != current:
+                current = label
                 header = QListWidgetItem(f"{current} ({labels.count(current)})")
                 header.setFlags(Qt.NoItemFlags)
                 self.gallery.addItem(header)
-            cell = self.analysis.cells[index]
-            item = QListWidgetItem(_icon(self.crops[index]), f"#{cell.id}")
-            item.setData(Qt.UserRole, index)
-            corrected = cell.id in self.analysis.corrections
-            item.setToolTip(
-                f"cell {cell.id}: {labels[index]}"
-                + (" (corrected by reviewer)" if corrected else "")
+            name = (
+                f"#{cell_id}"
+                if self.collection is None
+                else _short(self.collection.cells[index].crop.path.name)
             )
+            item = QListWidgetItem(_icon(self.crops[index]), name)
+            item.setData(Qt.UserRole, index)
+            item.setToolTip(tooltip)
             self.gallery.addItem(item)
 
     def gallery_groups(self) -> dict[str, list[int]]:
@@ -284,13 +365,13 @@ class SmearWidget(QWidget):
                 current = item.text().rsplit(" (", 1)[0]
                 groups[current] = []
             else:
-                assert self.analysis is not None
-                groups[current].append(self.analysis.cells[int(index)].id)
+                groups[current].append(self._entries()[int(index)][0])
         return groups
 
     def _fill_differential(self) -> None:
-        assert self.analysis is not None
-        counts = {k: v for k, v in self.analysis.counts().items() if v}
+        source = self.collection if self.collection is not None else self.analysis
+        assert source is not None
+        counts = {k: v for k, v in source.counts().items() if v}
         total = sum(counts.values())
         self.differential.setRowCount(len(counts) + 1)
         for row, (name, count) in enumerate([*counts.items(), ("Total", total)]):
@@ -305,6 +386,15 @@ class SmearWidget(QWidget):
         }
 
     def _fill_patient(self) -> None:
+        if self.collection is not None:
+            patients = self.collection.patients
+            self.patient.setText(
+                NO_GENETIC_MODEL
+                if not patients
+                else f"{self.collection.genetic_model} (research use, not for diagnosis): "
+                + "; ".join(f"{p.group}: {p.scores.predicted} ({p.cells} cells)" for p in patients)
+            )
+            return
         assert self.analysis is not None
         scores = self.analysis.patient
         if scores is None:
@@ -329,7 +419,7 @@ class SmearWidget(QWidget):
     # -- interaction ------------------------------------------------------------------------
     def _go_to_cell(self, item: QListWidgetItem) -> None:
         index = item.data(Qt.UserRole)
-        if index is None or self.analysis is None:
+        if index is None or self.analysis is None:  # crops have no place on a slide
             return
         cell = self.analysis.cells[int(index)]
         sy, sx = self._slide_layer.scale[-2:]
@@ -337,7 +427,14 @@ class SmearWidget(QWidget):
         self.viewer.camera.zoom = max(self.viewer.camera.zoom, 4.0 / max(sy, sx) / 10)
 
     def correct(self, cell_ids: list[int], new_class: str) -> None:
-        """Re-class cells (a reviewer's decision; kept and exported)."""
+        """Re-class cells (a reviewer's decision; kept and exported). For a crop folder the
+        ids are the crops' positions in the gallery's entries."""
+        if self.collection is not None:
+            for index in cell_ids:
+                self.collection.corrections[int(index)] = new_class
+            self._fill_gallery()
+            self._fill_differential()
+            return
         assert self.analysis is not None
         for cell_id in cell_ids:
             self.analysis.corrections[int(cell_id)] = new_class
@@ -346,10 +443,11 @@ class SmearWidget(QWidget):
         self._fill_differential()
 
     def _correct_selected(self) -> None:
-        if self.analysis is None:
+        if self.analysis is None and self.collection is None:
             return
+        entries = self._entries()
         ids = [
-            self.analysis.cells[int(item.data(Qt.UserRole))].id
+            entries[int(item.data(Qt.UserRole))][0]
             for item in self.gallery.selectedItems()
             if item.data(Qt.UserRole) is not None
         ]
@@ -357,11 +455,14 @@ class SmearWidget(QWidget):
             self.correct(ids, self.class_combo.currentText())
 
     def export(self, folder: str | Path, force: bool = False) -> list[Path]:
+        if self.collection is not None:
+            out = write_crops_outputs(self.collection, Path(folder) / "cells.csv", force=force)
+            return [out, out.with_suffix(out.suffix + ".json")]
         assert self.analysis is not None
         return export_smear(self.analysis, folder, force=force)
 
     def _export_dialog(self) -> None:
-        if self.analysis is None:
+        if self.analysis is None and self.collection is None:
             return
         folder = QFileDialog.getExistingDirectory(self, "Export cells to folder")
         if not folder:
@@ -372,6 +473,11 @@ class SmearWidget(QWidget):
             self.status.setText(f"Not exported: {error}")
             return
         self.status.setText(f"Exported {len(written)} files to {folder}.")
+
+
+def _short(name: str) -> str:
+    """A crop's file name, cut to fit under its icon."""
+    return name if len(name) <= 14 else name[:11] + "…"
 
 
 def _icon(crop: np.ndarray) -> QIcon:

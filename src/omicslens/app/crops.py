@@ -68,14 +68,21 @@ class CropTypingReport:
     patients: list[GroupScores] = field(default_factory=list)
     genetic_model: str | None = None
     gallery: list[np.ndarray] = field(default_factory=list)  # one RGB square per cell
+    #: a reviewer's class per crop index, overriding the model's (kept and exported)
+    corrections: dict[int, str] = field(default_factory=dict)
 
     @property
-    def labels(self) -> list[str]:
-        """The label per crop: ``Review`` also where no white cell was found."""
+    def model_labels(self) -> list[str]:
+        """The model's label per crop: ``Review`` also where no white cell was found."""
         return [
             REVIEW_CLASS if not cell.found else label
             for cell, label in zip(self.cells, self.types.labels, strict=True)
         ]
+
+    @property
+    def labels(self) -> list[str]:
+        """The label per crop: the reviewer's correction if any, else the model's."""
+        return [self.corrections.get(i, label) for i, label in enumerate(self.model_labels)]
 
     @property
     def flags(self) -> list[str]:
@@ -201,8 +208,9 @@ def _square(rgb: np.ndarray, cell: CropCell, size: int) -> np.ndarray:
 def crops_csv(report: CropTypingReport) -> str:
     """``file, group, class, confidence, prob_<CLASS>..., flag, reason, ood_score, ...``.
 
-    ``class`` is ``Review`` for a flagged crop (the model's best guess stays in
-    ``model_class``), ``Unknown`` below the confidence threshold. Box columns are crop
+    ``class`` is a reviewer's correction if any (``corrected`` = 1), else ``Review`` for a
+    flagged crop (the model's best guess stays in ``model_class``), ``Unknown`` below the
+    confidence threshold. Box columns are crop
     pixels; ``mpp_source`` says how the crop's scale was set.
     """
     types = report.types
@@ -216,6 +224,7 @@ def crops_csv(report: CropTypingReport) -> str:
         "reason",
         "ood_score",
         "model_class",
+        "corrected",
         "box_x0",
         "box_y0",
         "box_x1",
@@ -241,6 +250,7 @@ def crops_csv(report: CropTypingReport) -> str:
                 reasons[index],
                 "" if types.ood is None else f"{float(types.ood[index]):.4f}",
                 best,
+                int(index in report.corrections),
                 *(f"{value:.1f}" for value in cell.cell.box),
                 "" if not math.isfinite(cell.mpp) else f"{cell.mpp:.5f}",
                 cell.mpp_source,

@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         "fuzz", help="mutated real slides: every refusal must be a typed error", add_help=False
     )
     fuzz.set_defaults(handler=cmd_bench_fuzz, passthrough=True)
+    crop_review = bench_kinds.add_parser(
+        "crop-review",
+        help="crop finding and review flags on crops cut from a VOC collection",
+        add_help=False,
+    )
+    crop_review.set_defaults(handler=cmd_bench_crop_review, passthrough=True)
     return parser
 
 
@@ -194,6 +200,12 @@ def cmd_bench_fuzz(args: argparse.Namespace) -> int:
 
     # the CLI entry point is handed down: the fuzz children run `info --json` through it
     return int(bench_fuzz.main(list(args.extra), entry=main) or 0)
+
+
+def cmd_bench_crop_review(args: argparse.Namespace) -> int:
+    from omicslens.bench import crop_review
+
+    return int(crop_review.main(list(args.extra)) or 0)
 
 
 def cmd_bench_inference(args: argparse.Namespace) -> int:

@@ -370,10 +370,18 @@ class CrossValidation:
                     k: (None if v is None else round(v, 4)) for k, v in recall.items()
                 },
             }
+        clean = [v for k, v in self.per_class_recall.items() if v is not None and k != "Basophil"]
+        without = [float(np.mean(clean))] + [
+            entry["balanced_accuracy_without_basophil"] for entry in table.values()
+        ]
         return {
             "perturbations": table,
             "selection_score": round(float(np.mean(scores)), 4),
             "rule": "mean balanced accuracy over the clean and every perturbed held-out fold",
+            # Basophil has 3 training crops: one crop moves its recall by 0.33 and the
+            # balanced accuracy by 0.07, so the figures without it are given too
+            "mean_balanced_accuracy_without_basophil": round(float(np.mean(without)), 4),
+            "worst_balanced_accuracy_without_basophil": round(float(np.min(without)), 4),
         }
 
     @property
