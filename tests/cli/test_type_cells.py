@@ -11,11 +11,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import save_file
 
 from omicslens.cli.main import main
 from omicslens.core.perturb import perturb_windows, perturbation_named
-from omicslens.hemato.aggregators import build_aggregator
 from omicslens.hemato.typing import TypingModel
 from omicslens.hemato.voc import VocCollection
 
@@ -116,35 +114,36 @@ def test_crops_that_are_not_white_cells_are_flagged_for_review(tmp_path: Path) -
     assert summary["review"] == len(flagged)
 
 
-def test_patient_folders_get_patient_scores(tmp_path: Path) -> None:
-    """A RANDOM-weight GenBloom-layout aggregator: checks the plumbing, not predictions."""
+def genbloom_layout(tmp_path: Path, feature_dim: int) -> Path:
+    """A RANDOM-weight aggregator in GenBloom's published layout (test fixture)."""
+    from omicslens.hemato.aggregators import GenBloomAggregator
+    from tests.hemato.test_aggregators import SMALL_GENBLOOM, mil_config, write_bundle
+
+    torch.manual_seed(0)
+    model = GenBloomAggregator(5, feature_dim=feature_dim, **SMALL_GENBLOOM)
+    config = mil_config("genbloom", feature_dim, architecture_args=SMALL_GENBLOOM)
+    return write_bundle(tmp_path / "genbloom", config, model.state_dict())
+
+
+@pytest.mark.parametrize("layout", ["genbloom", "gated-attention"])
+def test_patient_folders_get_patient_scores(tmp_path: Path, layout: str) -> None:
+    """RANDOM-weight aggregators (GenBloom's layout and SCEMILA-style gated attention):
+    checks the plumbing, not predictions."""
     for patient, classes in {"P-01": ["Neutrophil", "Monocyte"], "P-02": ["Lymphocyte"]}.items():
         for name in classes:
             shutil.copytree(CROPS / name, tmp_path / "cohort" / patient / name)
+    from tests.hemato.test_aggregators import random_gated
+
     dim = TypingModel(TYPING, device="cpu").feature_dim
-    genetic = tmp_path / "genetic"
-    genetic.mkdir()
-    torch.manual_seed(0)
-    model = build_aggregator("gated-attention", 5, dim, hidden_dim=16, attention_dim=8)
-    save_file(dict(model.state_dict()), str(genetic / "model.safetensors"))
-    (genetic / "config.json").write_text(
-        json.dumps(
-            {
-                "spec_version": "1.0",
-                "task": "mil",
-                "aggregator": "gated-attention",
-                "name": "test-fixture-random-weights",
-                "feature_dim": dim,
-                "architecture_args": {"hidden_dim": 16, "attention_dim": 8},
-            }
-        )
+    genetic = (
+        genbloom_layout(tmp_path, dim) if layout == "genbloom" else random_gated(tmp_path, dim)
     )
     out = tmp_path / "cells.csv"
     cohort = tmp_path / "cohort"
     args = ["type-cells", str(cohort / "P-01"), str(cohort / "P-02"), "--out", str(out)]
     assert main([*args, "--genetic", str(genetic), "--json"]) == 0
     summary = json.loads((tmp_path / "cells.csv.json").read_text())
-    assert summary["genetic_model"] == "test-fixture-random-weights"
+    assert summary["genetic_model"]
     assert set(summary["patients"]) == {"P-01", "P-02"}
     assert summary["patients"]["P-01"]["cells"] == 6
     assert summary["patients"]["P-02"]["cells"] == 3

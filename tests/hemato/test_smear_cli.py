@@ -64,12 +64,16 @@ def test_cells_csv(smear_out: Path) -> None:
         "corrected",
         "confidence",
         *(f"prob_{name}" for name in classes),
+        "flag",
+        "ood_score",
     ]
     assert list(rows[0]) == expected
     for row in rows:
         probabilities = [float(row[f"prob_{name}"]) for name in classes]
         assert sum(probabilities) == pytest.approx(1.0, abs=1e-4)
-        assert row["class"] in (*classes, "Unknown")
+        assert row["class"] in (*classes, "Unknown", "Review")
+        assert (row["class"] == "Review") == (row["flag"] == "review")
+        assert float(row["ood_score"]) >= 0
         assert float(row["box_x0"]) <= float(row["centre_x"]) <= float(row["box_x1"])
         assert 20.0 < float(row["area_um2"]) < 400.0
     assert [row["id"] for row in rows] == ["1", "2"]
@@ -98,6 +102,7 @@ def test_geojson_is_a_qupath_cell_collection(smear_out: Path) -> None:
         measurements = properties["measurements"]
         assert all(isinstance(v, float) for v in measurements.values())
         assert measurements["Cell: Area µm^2"] > measurements["Nucleus: Area µm^2"] > 0
+        assert measurements["Out-of-distribution score"] >= 0  # the bundled cell reference
     assert len(ids) == 2
 
 

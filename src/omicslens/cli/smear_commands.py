@@ -136,7 +136,6 @@ def cmd_smear(args: argparse.Namespace) -> int:
 
 
 def cmd_hemato_benchmark(args: argparse.Namespace) -> int:
-    from omicslens.core.atomic import write_text_atomic
     from omicslens.hemato.benchmark import run_benchmark
 
     if args.perturb or args.mosaic is not None:
@@ -152,10 +151,7 @@ def cmd_hemato_benchmark(args: argparse.Namespace) -> int:
         )
     except (OmicsLensError, FileNotFoundError) as error:
         return _error(error, args.json)
-    if args.report is not None:
-        write_text_atomic(args.report, json.dumps(report, indent=2) + "\n")
-    if args.json:
-        print(json.dumps(report, indent=2))
+    if _report_out(args, report):
         return 0
     detection = report["detection"]
     print(f"collection  {detection['collection']}")
@@ -178,9 +174,19 @@ def cmd_hemato_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_out(args: argparse.Namespace, report: dict[str, Any]) -> bool:
+    """Write ``--report``; print the JSON with ``--json`` (True: nothing more to print)."""
+    from omicslens.core.atomic import write_text_atomic
+
+    if args.report is not None:
+        write_text_atomic(args.report, json.dumps(report, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(report, indent=2))
+    return bool(args.json)
+
+
 def _detection_robustness(args: argparse.Namespace) -> int:
     """``hemato-benchmark --perturb NAME ... [--mosaic N]``: detection scores per condition."""
-    from omicslens.core.atomic import write_text_atomic
     from omicslens.hemato.benchmark import detection_perturbation, run_detection_robustness
 
     if args.mosaic is not None and args.mosaic < 1:
@@ -202,10 +208,7 @@ def _detection_robustness(args: argparse.Namespace) -> int:
         )
     except (OmicsLensError, FileNotFoundError) as error:
         return _error(error, args.json)
-    if args.report is not None:
-        write_text_atomic(args.report, json.dumps(report, indent=2) + "\n")
-    if args.json:
-        print(json.dumps(report, indent=2))
+    if _report_out(args, report):
         return 0
     print(f"collection  {report['collection']} (split {report['split']})")
     print(f"resolution  {report['resolution']}")

@@ -332,6 +332,8 @@ def cells_geojson(analysis: SmearAnalysis) -> dict[str, Any]:
             measurements[f"Probability: {name}"] = round(float(value), 6)
         if attention is not None:
             measurements["Attention"] = float(attention[index])
+        if types.ood is not None:  # QuPath measurements are numbers: 1 = flagged for review
+            measurements["Out-of-distribution score"] = round(float(types.ood[index]), 4)
         features.append(
             {
                 "type": "Feature",
