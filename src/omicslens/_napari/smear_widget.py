@@ -343,6 +343,9 @@ class SmearWidget(QWidget):
                 current = label
                 header = QListWidgetItem(f"{current} ({labels.count(current)})")
                 header.setFlags(Qt.NoItemFlags)
+                # as wide as the view, so each class starts its own row of icons
+                width = max(ICON_PX * 2, self.gallery.viewport().width() - 24)
+                header.setSizeHint(QSize(width, 22))
                 self.gallery.addItem(header)
             name = (
                 f"#{cell_id}"
