@@ -77,6 +77,9 @@ def test_smear_review_workflow(make_napari_viewer, qtbot, smear: Path, tmp_path:
     assert after_counts.get("Monocyte", 0) == counts.get("Monocyte", 0) + (before != "Monocyte")
     assert target.id in widget.gallery_groups()["Monocyte"]
     assert widget.points.features["class"][0] == "Monocyte"
+    captions = [widget.gallery.item(r).text() for r in range(widget.gallery.count())]
+    assert f"✎ #{target.id}" in captions  # the corrected cell is marked
+    assert sum(c.startswith("✎") for c in captions) == 1
     written = widget.export(tmp_path / "out")
     with open(tmp_path / "out" / "cells.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -276,7 +276,7 @@ class SmearWidget(QWidget):
             size=sizes or 10,
             face_color="transparent",
             border_color=colours if len(cells) else "yellow",
-            border_width=0.12,
+            border_width=0.05,  # a thin ring: the cytoplasm stays visible
             features={"class": labels, "id": [c.id for c in cells]},
         )
 
@@ -309,8 +309,8 @@ class SmearWidget(QWidget):
         self.points.border_contrast_limits = (low, high if high > low else low + 1e-6)
         self.points.refresh()
 
-    def _entries(self) -> list[tuple[int, str, str]]:
-        """(cell id, label, tooltip) per gallery cell, of the smear or the crop folder."""
+    def _entries(self) -> list[tuple[int, str, str, bool]]:
+        """(cell id, label, tooltip, corrected) per gallery cell, of the smear or crops."""
         if self.collection is not None:
             report = self.collection
             reasons = report.reasons()
@@ -318,7 +318,8 @@ class SmearWidget(QWidget):
             for index, (cell, label) in enumerate(zip(report.cells, report.labels, strict=True)):
                 note = " (corrected by reviewer)" if index in report.corrections else ""
                 why = f"; review: {reasons[index]}" if reasons[index] else ""
-                out.append((index, label, f"{cell.crop.path}: {label}{note}{why}"))
+                tooltip = f"{cell.crop.path}: {label}{note}{why}"
+                out.append((index, label, tooltip, index in report.corrections))
             return out
         assert self.analysis is not None
         labels = self.analysis.labels()
@@ -327,18 +328,19 @@ class SmearWidget(QWidget):
         for index, cell in enumerate(self.analysis.cells):
             note = " (corrected by reviewer)" if cell.id in self.analysis.corrections else ""
             why = "; far from every training class" if flags[index] else ""
-            out.append((cell.id, labels[index], f"cell {cell.id}: {labels[index]}{note}{why}"))
+            tooltip = f"cell {cell.id}: {labels[index]}{note}{why}"
+            out.append((cell.id, labels[index], tooltip, cell.id in self.analysis.corrections))
         return out
 
     def _fill_gallery(self) -> None:
         self.gallery.clear()
         entries = self._entries()
-        labels = [label for _, label, _ in entries]
+        labels = [entry[1] for entry in entries]
         # Review last: the cells a hematologist must look at have their own row
         order = sorted(range(len(entries)), key=lambda i: (labels[i] == REVIEW_CLASS, labels[i], i))
         current = None
         for index in order:
-            cell_id, label, tooltip = entries[index]
+            cell_id, label, tooltip, corrected = entries[index]
             if label != current:
                 current = label
                 header = QListWidgetItem(f"{current} ({labels.count(current)})")
@@ -352,7 +354,8 @@ class SmearWidget(QWidget):
                 if self.collection is None
                 else _short(self.collection.cells[index].crop.path.name)
             )
-            item = QListWidgetItem(_icon(self.crops[index]), name)
+            # a reviewer's decision is marked on the icon's caption
+            item = QListWidgetItem(_icon(self.crops[index]), f"✎ {name}" if corrected else name)
             item.setData(Qt.UserRole, index)
             item.setToolTip(tooltip)
             self.gallery.addItem(item)
