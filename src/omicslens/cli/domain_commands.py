@@ -55,9 +55,13 @@ def add_domain_action(actions: Any) -> None:
     add.add_argument("bundle", type=Path, help="bundle folder (written into)")
     add.add_argument("slides", type=Path, nargs="+", help="slides like the training data")
     add.add_argument("--mpp", type=float, help="um/px for slides that state none (all slides)")
-    add.add_argument("--tiles-per-slide", type=int, default=300)
-    add.add_argument("--stain-copies", type=int, default=2)
-    add.add_argument("--seed", type=int, default=0)
+    add.add_argument(
+        "--tiles-per-slide", type=int, default=300, help="tissue tiles sampled per slide"
+    )
+    add.add_argument(
+        "--stain-copies", type=int, default=2, help="stain-jittered copies of each tile"
+    )
+    add.add_argument("--seed", type=int, default=0, help="seed of the tile sample and jitter")
     add.add_argument("--force", action="store_true", help="replace an existing domain.json")
     add.set_defaults(handler=cmd_add_domain)
 

@@ -83,13 +83,21 @@ def add_expression_commands(subparsers: Any) -> None:
         "training section, trained without it and scored on it (clean and perturbed; "
         "the scores go into the bundle's validation block)",
     )
-    fit.add_argument("--cnn-members", type=int, default=3)
-    fit.add_argument("--no-stain-texture", action="store_true")
-    fit.add_argument("--epochs", type=int, default=30)
+    fit.add_argument(
+        "--cnn-members", type=int, default=3, help="CNNs trained with different seeds (seeds mode)"
+    )
+    fit.add_argument(
+        "--no-stain-texture",
+        action="store_true",
+        help="no stain/texture witness member (ensemble_sd then only from the CNNs)",
+    )
+    fit.add_argument("--epochs", type=int, default=30, help="training epochs per CNN")
     fit.add_argument("--threads", type=int, help="torch CPU threads")
-    fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--name", default="omicslens-her2st-expression")
-    fit.add_argument("--version", default="1.0.0")
+    fit.add_argument("--seed", type=int, default=0, help="seed of the first CNN (+1 per member)")
+    fit.add_argument(
+        "--name", default="omicslens-her2st-expression", help="bundle name in config.json"
+    )
+    fit.add_argument("--version", default="1.0.0", help="bundle version in config.json")
     fit.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     fit.add_argument("--force", action="store_true", help="replace an existing bundle folder")
     fit.add_argument("--report", type=Path, help="also write the fit report as JSON here")
@@ -106,7 +114,7 @@ def add_expression_commands(subparsers: Any) -> None:
     evaluate = subparsers.add_parser(
         "evaluate-expression", help="per-gene Pearson of predicted vs measured at the spots"
     )
-    evaluate.add_argument("slide", type=Path)
+    evaluate.add_argument("slide", type=Path, help="the H&E image the measured spots refer to")
     evaluate.add_argument(
         "--measured",
         type=Path,
@@ -123,7 +131,7 @@ def add_expression_commands(subparsers: Any) -> None:
         help="measure um/px from the ST array pitch (200 um) of the measured spots",
     )
     evaluate.add_argument("--device", help="auto (default), cpu, cuda, mps")
-    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--json", action="store_true", help="print the full report as JSON")
     evaluate.set_defaults(handler=cmd_evaluate_expression)
 
 

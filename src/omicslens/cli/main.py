@@ -97,7 +97,21 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     crop_review.set_defaults(handler=cmd_bench_crop_review, passthrough=True)
+    describe_subcommands(parser)
     return parser
+
+
+def describe_subcommands(parser: argparse.ArgumentParser) -> None:
+    """Give every subcommand without its own ``description`` its one-line help as one,
+    so ``omicslens CMD -h`` always says what CMD does (recursively)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not sub.description and helps.get(name):
+                    text = str(helps[name])
+                    sub.description = text[0].upper() + text[1:] + "."
+                describe_subcommands(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,15 +24,27 @@ SHOW_FAILURES = 10
 
 def add_predict_command(subparsers: Any) -> None:
     predict = subparsers.add_parser("predict", help="predict whole slides and export the results")
-    predict.add_argument("slides", type=Path, nargs="+")
+    predict.add_argument(
+        "slides",
+        type=Path,
+        nargs="+",
+        help="one or more slides (SVS, NDPI, OME-TIFF, TIFF, OME-Zarr, ...)",
+    )
     predict.add_argument("--model", required=True, help="bundle folder, bundled name or HF id")
-    predict.add_argument("--out", type=Path, required=True)
+    predict.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder; each slide's outputs go into OUT/<slide name>/",
+    )
     predict.add_argument(
         "--format", default="csv,geojson,h5ad,zarr", help=f"comma list of {', '.join(FORMATS)}"
     )
     predict.add_argument("--mpp", type=float, help="um/px for slides that state none")
     predict.add_argument("--device", help="auto (default), cpu, cuda, mps")
-    predict.add_argument("--batch-size", type=int)
+    predict.add_argument(
+        "--batch-size", type=int, help="patches per forward pass (default: chosen for the device)"
+    )
     predict.add_argument("--all-tiles", action="store_true", help="also predict glass tiles")
     predict.add_argument(
         "--regions",

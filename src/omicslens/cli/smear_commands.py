@@ -83,9 +83,9 @@ def add_smear_commands(subparsers: Any) -> None:
     )
     train.add_argument("--crops", type=Path, required=True, help="folder crops/<Class>/*.jpg")
     train.add_argument("--out", type=Path, required=True, help="bundle folder to write")
-    train.add_argument("--epochs", type=int, default=None)
-    train.add_argument("--folds", type=int, default=None)
-    train.add_argument("--seed", type=int, default=None)
+    train.add_argument("--epochs", type=int, default=None, help="training epochs (default 60)")
+    train.add_argument("--folds", type=int, default=None, help="cross-validation folds (default 5)")
+    train.add_argument("--seed", type=int, default=None, help="seed of folds and training")
     train.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     train.add_argument("--no-cv", action="store_true", help="skip cross-validation")
     train.add_argument(
