@@ -186,7 +186,12 @@ def _resolve_folder(path_or_repo_id: str | Path) -> Path:
                 snapshot, f"cached Hugging Face repo {text} has no {CONFIG_NAME}"
             )
         return snapshot
-    raise BundleNotFoundError(path, "no such bundle folder")
+    from omicslens.core.samples import bundled_models
+
+    names = ", ".join(bundled_models()) or "none installed"
+    raise BundleNotFoundError(
+        path, f"no such bundle folder (bundled models: {names}; or a cached Hugging Face id)"
+    )
 
 
 def find_weights(folder: Path, config: BundleConfig) -> Path:
