@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from qtpy.QtGui import QDoubleValidator
@@ -25,8 +26,10 @@ class ResolutionDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("OmicsLens: slide resolution needed")
         explanation = QLabel(
-            f"<b>{path.name}</b> does not state its pixel size.<br>"
-            f"<small>{problem}</small><br><br>"
+            # the label is rich text: file names and messages are escaped, or a message's
+            # "mpp=<microns per pixel>" would vanish as an unknown tag
+            f"<b>{html.escape(path.name)}</b> does not state its pixel size.<br>"
+            f"<small>{html.escape(problem)}</small><br><br>"
             "Enter microns per pixel at full resolution (for reference: 40x scans are "
             "usually about 0.25, 20x about 0.5). It is remembered for this file."
         )
