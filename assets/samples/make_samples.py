@@ -51,6 +51,11 @@ HER2ST_SMALLEST_LEVEL = 1024
 
 CMU1 = "CMU-1-Small-Region.svs"
 BCCD_DEFAULT_ID = "00001"
+#: Six BCCD fields whose white cell BCCD's crops name (Neutrophil 00001, Eosinophil 00009,
+#: Lymphocyte 00020 and 00037, Monocyte 00040 and 00083), tiled 3 x 2 into one smear
+#: image: a review with several classes in the gallery.
+BCCD_FIELDS = ("00001", "00009", "00020", "00037", "00040", "00083")
+BCCD_FIELDS_OUT = "bccd-six-fields.tif"
 BCCD_NOTE = "resolution estimated from median red-cell diameter (7.5 um), BCCD states none"
 
 
@@ -271,6 +276,37 @@ def write_bccd(source_jpg: Path, mpp: float, out: Path) -> tuple[int, int]:
     return pixels.shape[:2]
 
 
+def write_bccd_fields(jpeg_folder: Path, ids: tuple[str, ...], mpp: float, out: Path) -> tuple[int, int]:
+    """Fields side by side, 3 per row (decoded JPEG pixels, lossless), one resolution."""
+    fields = [read_rgb(jpeg_folder / f"BloodImage_{i}.jpg") for i in ids]
+    height, width = fields[0].shape[:2]
+    if any(f.shape[:2] != (height, width) for f in fields):
+        raise ValueError("BCCD fields of different sizes")
+    rows = [np.concatenate(fields[k : k + 3], axis=1) for k in range(0, len(fields), 3)]
+    pixels = np.concatenate(rows, axis=0)
+    per_cm = 10_000.0 / mpp
+    description = (
+        f"BCCD fields {', '.join(ids)} tiled 3 x 2 (BCCD_Dataset by Shenggan, MIT licence). "
+        f"{BCCD_NOTE}: {mpp:.5f} um/px."
+    )
+    tmp = out.with_name(out.name + ".part")
+    tifffile.imwrite(
+        tmp,
+        pixels,
+        photometric="rgb",
+        compression="zlib",
+        compressionargs={"level": 9},
+        predictor=True,
+        tile=(256, 256),
+        resolution=(per_cm, per_cm),
+        resolutionunit="CENTIMETER",
+        description=description,
+        metadata=None,
+    )
+    tmp.replace(out)
+    return pixels.shape[:2]
+
+
 # -- driver ------------------------------------------------------------------------------
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -328,10 +364,14 @@ def main(argv: list[str] | None = None) -> int:
         shared / "bccd" / "JPEGImages" / f"BloodImage_{args.bccd_id}.jpg", rbc.mpp, out / bccd_name
     )
     print(f"{bccd_name}: {shape}")
+    shape = write_bccd_fields(
+        shared / "bccd" / "JPEGImages", BCCD_FIELDS, rbc.mpp, out / BCCD_FIELDS_OUT
+    )
+    print(f"{BCCD_FIELDS_OUT}: {shape}")
     shutil.copyfile(shared / "bccd" / "LICENSE", out / "LICENSE-BCCD.txt")
 
     print("\nsha256:")
-    for name in (CMU1, HER2ST_OUT, bccd_name, "LICENSE-BCCD.txt"):
+    for name in (CMU1, HER2ST_OUT, bccd_name, BCCD_FIELDS_OUT, "LICENSE-BCCD.txt"):
         path = out / name
         print(f"  {sha256(path)}  {name}  ({path.stat().st_size} bytes)")
     return 0

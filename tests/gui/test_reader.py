@@ -94,7 +94,7 @@ def test_resolution_dialog_requires_a_plausible_number(qtbot) -> None:
     assert dialog.value() is None and not ok.isEnabled()
 
 
-@pytest.mark.parametrize("key", ["cmu1", "her2st-c6", "bccd-smear"])
+@pytest.mark.parametrize("key", ["cmu1", "her2st-c6", "bccd-smear", "bccd-fields"])
 def test_sample_data_opens(make_napari_viewer, key: str) -> None:
     viewer = make_napari_viewer(show=False)
     layers = viewer.open_sample("omicslens", key)

@@ -23,3 +23,7 @@ def her2st_c6() -> list[Any]:
 
 def bccd_smear() -> list[Any]:
     return _sample("bccd-smear")
+
+
+def bccd_fields() -> list[Any]:
+    return _sample("bccd-fields")

@@ -13,6 +13,7 @@ SAMPLES: dict[str, str] = {
     "cmu1": "CMU-1-Small-Region.svs",
     "her2st-c6": "her2st-C6-half.ome.tif",
     "bccd-smear": "bccd-BloodImage_00001.tif",
+    "bccd-fields": "bccd-six-fields.tif",
 }
 
 
