@@ -276,7 +276,9 @@ def write_bccd(source_jpg: Path, mpp: float, out: Path) -> tuple[int, int]:
     return pixels.shape[:2]
 
 
-def write_bccd_fields(jpeg_folder: Path, ids: tuple[str, ...], mpp: float, out: Path) -> tuple[int, int]:
+def write_bccd_fields(
+    jpeg_folder: Path, ids: tuple[str, ...], mpp: float, out: Path
+) -> tuple[int, int]:
     """Fields side by side, 3 per row (decoded JPEG pixels, lossless), one resolution."""
     fields = [read_rgb(jpeg_folder / f"BloodImage_{i}.jpg") for i in ids]
     height, width = fields[0].shape[:2]
