@@ -13,9 +13,10 @@ so typing a crop must not depend on one:
    rejects it. Otherwise, the crop's scale is set from its central nucleus: the
    nuclear-score blobs (``OD_red - OD_blue``, Otsu) near the centre are taken to cover
    :data:`NOMINAL_NUCLEUS_UM2` (the median white-cell nucleus of the BCCD training
-   fields, measured the same way), which puts the scale within 0.75-1.31 of the truth
-   on 9 in 10 crops of the BCCD validation fields; the detector runs at that scale. The
-   detected cell whose centre is closest to the crop's centre is the crop's cell.
+   fields, measured the same way), which puts the scale within 0.75-1.31 of the
+   field's red-cell scale (10th-90th percentile) on crops of the BCCD validation
+   fields; the detector runs at that scale. The detected cell whose centre is closest
+   to the crop's centre is the crop's cell.
 2. **Normalise it** to the model's cell patch exactly as in a smear: its box times the
    bundle's ``box_scale``, resized to ``load_size`` square. The typing model never sees
    the (guessed) pixel size, only the cell's box, so the guess cannot mis-size the cell.
