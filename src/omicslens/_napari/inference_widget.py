@@ -122,6 +122,29 @@ class InferenceWidget(QWidget):
             spin.setDecimals(4)
             spin.setEnabled(False)
         self.snapshot_button = QPushButton("Snapshot PNG (scale bar, colour bar)…")
+        _tips(
+            (self.layer_combo, "The slide (image layer) to predict on"),
+            (self.model_combo, "A bundled model, or the folder chosen with Folder…"),
+            (self.browse_button, "Choose a model bundle folder (config.json + weights)"),
+            (self.device_combo, "Where the model runs: auto picks a GPU when there is one"),
+            (self.start_button, "Load the model and start predicting the tiles on screen"),
+            (
+                self.follow_check,
+                "Predict the tiles you pan and zoom to, in the background, nearest first",
+            ),
+            (self.whole_button, "Predict every tissue tile of the slide in the background"),
+            (self.cancel_button, "Stop predicting; tiles already predicted are kept"),
+            (self.filter_edit, "Type part of a gene or output name to filter the list"),
+            (self.colormap_combo, "Colour map of the shown output"),
+            (self.opacity_slider, "Opacity of the prediction overlay over the slide"),
+            (self.auto_contrast, "Colour limits from the 1st-99th percentile of predicted tiles"),
+            (self.low_spin, "Lower colour limit (untick auto to edit)"),
+            (self.high_spin, "Upper colour limit (untick auto to edit)"),
+            (
+                self.snapshot_button,
+                "Save the view as a PNG with a scale bar and a colour bar of the shown output",
+            ),
+        )
         self.status = QLabel("No model loaded")
         self.status.setWordWrap(True)
         self.domain_banner = DomainBanner()
@@ -557,3 +580,9 @@ def _validation_scores(session: InferenceSession) -> dict[int, float]:
         if isinstance(value, (int, float)):
             scores[position] = float(value)
     return scores
+
+
+def _tips(*pairs: tuple[QWidget, str]) -> None:
+    """Give each control its tooltip (every control says what it does)."""
+    for widget, text in pairs:
+        widget.setToolTip(text)

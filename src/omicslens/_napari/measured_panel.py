@@ -85,6 +85,13 @@ class MeasuredPanel(QGroupBox):
             "pixels (0.5 when the slide is a half-resolution copy of the measured image)"
         )
         self.load_button = QPushButton("Load and compare")
+        self.path_edit.setToolTip("A Visium folder, an AnnData .h5ad or a HER2ST folder")
+        self.file_button.setToolTip("Choose a measured-expression file (.h5ad, counts .tsv)")
+        self.folder_button.setToolTip("Choose a Visium (Space Ranger) or HER2ST folder")
+        self.section_edit.setToolTip("The section to load from a HER2ST folder, e.g. C6")
+        self.load_button.setToolTip(
+            "Load the measured spots and score the predictions against them (Pearson r)"
+        )
         self.result = QLabel("No measured data loaded.")
         self.result.setWordWrap(True)
         row = QHBoxLayout()

@@ -127,6 +127,16 @@ class RegionsWidget(QWidget):
         self.a_combo = QComboBox()
         self.b_combo = QComboBox()
         self.compare_button = QPushButton("Compare")
+        self.new_button.setToolTip("Add a shapes layer to draw regions on the slide")
+        self.import_button.setToolTip("Import regions from a GeoJSON file (QuPath annotations)")
+        self.export_button.setToolTip("Export the regions as QuPath-readable GeoJSON")
+        self.predict_button.setToolTip("Predict the tiles inside the regions that have none yet")
+        self.crop_button.setToolTip("Save the slide pixels of the selected region as OME-TIFF")
+        self.a_combo.setToolTip("First region of the comparison")
+        self.b_combo.setToolTip("Second region of the comparison")
+        self.compare_button.setToolTip(
+            "Compare every output between the two regions (difference, p, BH-adjusted q)"
+        )
         self.compare_table = QTableWidget(0, 4)
         self.compare_table.setHorizontalHeaderLabels(["output", "difference", "p", "q (BH)"])
         self.compare_table.setSortingEnabled(True)
@@ -135,6 +145,7 @@ class RegionsWidget(QWidget):
 
         self.plot_combo = QComboBox()
         self.plot_combo.addItems(["box", "histogram", "bar (mean ± SD)"])
+        self.plot_combo.setToolTip("How the chosen output is plotted per region")
         self.figure = Figure(figsize=(4, 2.4), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(180)

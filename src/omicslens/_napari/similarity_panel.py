@@ -29,6 +29,9 @@ class SimilarityPanel(QGroupBox):
         self.result: SimilarityResult | None = None
         self._worker: Any = None
         self.pick_button = QPushButton("Pick a tile, then click it on the slide")
+        self.pick_button.setToolTip(
+            "Click a tile on the slide to list the tiles whose predictions resemble it most"
+        )
         self.matches = QListWidget()
         self.matches.setMaximumHeight(110)
         self.info = QLabel("")

@@ -100,6 +100,18 @@ class SmearWidget(QWidget):
         self.patient = QLabel(NO_GENETIC_MODEL)
         self.patient.setWordWrap(True)
         self.export_button = QPushButton("Export cells (CSV, GeoJSON, features)…")
+        self.layer_combo.setToolTip("The smear image (layer) to analyse")
+        self.genetic_edit.setToolTip(
+            "Optional: a patient-level aggregator bundle (SCEMILA- or GenBloom-style)"
+        )
+        self.genetic_button.setToolTip("Choose the aggregator bundle folder")
+        self.class_combo.setToolTip("The class to give the cells selected in the gallery")
+        self.correct_button.setToolTip(
+            "Re-class the selected cells: your decision is kept, marked and exported"
+        )
+        self.export_button.setToolTip(
+            "Write cells.csv, QuPath cells.geojson, features.h5 and smear.json to a folder"
+        )
         self.status = QLabel("Open a smear image, then find the white cells.")
         self.status.setWordWrap(True)
 
