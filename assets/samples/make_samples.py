@@ -254,26 +254,11 @@ def bccd_mpp(annotations: Path) -> RbcEstimate:
 def write_bccd(source_jpg: Path, mpp: float, out: Path) -> tuple[int, int]:
     """The decoded JPEG pixels, losslessly (zlib + predictor), resolution in pixels per cm."""
     pixels = read_rgb(source_jpg)
-    per_cm = 10_000.0 / mpp
     description = (
         f"BCCD {source_jpg.name} (BCCD_Dataset by Shenggan, MIT licence). "
         f"{BCCD_NOTE}: {mpp:.5f} um/px."
     )
-    tmp = out.with_name(out.name + ".part")
-    tifffile.imwrite(
-        tmp,
-        pixels,
-        photometric="rgb",
-        compression="zlib",
-        compressionargs={"level": 9},
-        predictor=True,
-        resolution=(per_cm, per_cm),
-        resolutionunit="CENTIMETER",
-        description=description,
-        metadata=None,
-    )
-    tmp.replace(out)
-    return pixels.shape[:2]
+    return _write_lossless(pixels, mpp, description, out)
 
 
 def write_bccd_fields(
@@ -285,12 +270,22 @@ def write_bccd_fields(
     if any(f.shape[:2] != (height, width) for f in fields):
         raise ValueError("BCCD fields of different sizes")
     rows = [np.concatenate(fields[k : k + 3], axis=1) for k in range(0, len(fields), 3)]
-    pixels = np.concatenate(rows, axis=0)
-    per_cm = 10_000.0 / mpp
     description = (
         f"BCCD fields {', '.join(ids)} tiled 3 x 2 (BCCD_Dataset by Shenggan, MIT licence). "
         f"{BCCD_NOTE}: {mpp:.5f} um/px."
     )
+    return _write_lossless(np.concatenate(rows, axis=0), mpp, description, out, tile=(256, 256))
+
+
+def _write_lossless(
+    pixels: np.ndarray,
+    mpp: float,
+    description: str,
+    out: Path,
+    tile: tuple[int, int] | None = None,
+) -> tuple[int, int]:
+    """RGB as zlib level 9 + predictor (lossless), resolution tags in pixels per cm."""
+    per_cm = 10_000.0 / mpp
     tmp = out.with_name(out.name + ".part")
     tifffile.imwrite(
         tmp,
@@ -299,7 +294,7 @@ def write_bccd_fields(
         compression="zlib",
         compressionargs={"level": 9},
         predictor=True,
-        tile=(256, 256),
+        tile=tile,
         resolution=(per_cm, per_cm),
         resolutionunit="CENTIMETER",
         description=description,

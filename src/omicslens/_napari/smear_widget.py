@@ -376,6 +376,7 @@ class SmearWidget(QWidget):
         """Class -> cell ids as the gallery shows them (for tests and scripting)."""
         groups: dict[str, list[int]] = {}
         current = ""
+        entries = self._entries()
         for row in range(self.gallery.count()):
             item = self.gallery.item(row)
             index = item.data(Qt.UserRole)
@@ -383,7 +384,7 @@ class SmearWidget(QWidget):
                 current = item.text().rsplit(" (", 1)[0]
                 groups[current] = []
             else:
-                groups[current].append(self._entries()[int(index)][0])
+                groups[current].append(entries[int(index)][0])
         return groups
 
     def _fill_differential(self) -> None:

@@ -154,9 +154,7 @@ def type_cells_job(
             features.append(feats)
             if encoder is not None and not encoder.uses_typing_features:
                 for rgb, cell in zip(images, found, strict=True):
-                    genetic_features.append(
-                        encoder.features(rgb, [cell.cell], _mpp(cell), feats[:0])
-                    )
+                    genetic_features.append(encoder.features(rgb, [cell.cell], _mpp(cell)))
             cells.extend(found)
         yield Progress("crops", len(cells), len(crops), failed=len(failed))
     classes = len(typing_model.class_names)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import math
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,13 +106,15 @@ DEFAULT_PERTURBATIONS: tuple[Perturbation, ...] = (
 )
 
 
-def perturbation_named(name: str) -> Perturbation:
-    """The default perturbation called ``name`` (ValueError listing them otherwise)."""
-    for perturbation in DEFAULT_PERTURBATIONS:
+def perturbation_named(
+    name: str, among: Sequence[Perturbation] = DEFAULT_PERTURBATIONS, what: str = "perturbation"
+) -> Perturbation:
+    """The perturbation called ``name`` in ``among`` (ValueError listing them otherwise)."""
+    for perturbation in among:
         if perturbation.name == name:
             return perturbation
-    known = ", ".join(p.name for p in DEFAULT_PERTURBATIONS)
-    raise ValueError(f"unknown perturbation {name!r} (known: {known})")
+    known = ", ".join(p.name for p in among)
+    raise ValueError(f"unknown {what} {name!r} (known: {known})")
 
 
 def perturb_windows(

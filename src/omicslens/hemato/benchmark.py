@@ -40,6 +40,7 @@ from omicslens.core.perturb import (
     DEFAULT_PERTURBATIONS,
     Perturbation,
     perturb_windows,
+    perturbation_named,
 )
 from omicslens.core.pyramid import add_lazy_pyramid
 from omicslens.core.resolution import override
@@ -83,11 +84,7 @@ DETECTION_PERTURBATIONS: tuple[Perturbation, ...] = tuple(
 
 def detection_perturbation(name: str) -> Perturbation:
     """The default perturbation ``name`` if it applies to detection (ValueError otherwise)."""
-    for perturbation in DETECTION_PERTURBATIONS:
-        if perturbation.name == name:
-            return perturbation
-    known = ", ".join(p.name for p in DETECTION_PERTURBATIONS)
-    raise ValueError(f"unknown detection perturbation {name!r} (known: {known})")
+    return perturbation_named(name, DETECTION_PERTURBATIONS, "detection perturbation")
 
 
 def benchmark_detection(

@@ -46,10 +46,16 @@ class CellEncoder:
         source: Slide | np.ndarray,
         cells: Sequence[WhiteCell],
         mpp: float,
-        typing_features: np.ndarray,
+        typing_features: np.ndarray | None = None,
     ) -> np.ndarray:
-        """(N, D) embeddings of ``cells`` of ``source`` for the genetic model."""
+        """(N, D) embeddings of ``cells`` of ``source`` for the genetic model.
+
+        ``typing_features`` (the typing model's embeddings of the same cells) are returned
+        as they are when the genetic model reads them, so they are never computed twice.
+        """
         if self.uses_typing_features:
+            if typing_features is None:
+                return self.typing_model.classify(source, cells, mpp).features
             return typing_features
         if self._bundle is not None:
             return self._bundle.classify(source, cells, mpp).features

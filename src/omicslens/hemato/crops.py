@@ -193,12 +193,13 @@ def find_crop_cell(
 ) -> CropCell:
     """The white cell centred in ``rgb`` (see the module docstring)."""
     height, width = rgb.shape[:2]
-    for used, source in _scales(rgb, mpp):
+    scales = _scales(rgb, mpp)  # red-cell and nucleus estimates: measured once
+    for used, source in scales:
         cells = detect_in_field(rgb, used, settings=settings)
         best = _centred(cells, width, height)
         if best is not None:
             return CropCell(crop, best, True, float(used), source, (width, height))
-    tried = [source for _, source in _scales(rgb, mpp)]
+    tried = [source for _, source in scales]
     whole = WhiteCell(
         centre_x=width / 2.0,
         centre_y=height / 2.0,
