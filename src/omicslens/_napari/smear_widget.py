@@ -18,16 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import QSize, Qt
-from qtpy.QtGui import QIcon, QImage, QPixmap
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListView,
-    QListWidget,
     QListWidgetItem,
     QPushButton,
     QTableWidget,
@@ -36,6 +33,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from omicslens._napari.cell_gallery import ICON_PX, CellGallery, crop_entries, smear_entries
 from omicslens._napari.jobs import JobHandle, start_job
 from omicslens._napari.layers import fill_slide_layer_combo, slide_of
 from omicslens._napari.state import viewer_state
@@ -48,7 +46,6 @@ if TYPE_CHECKING:
 
     from omicslens.hemato.smear import SmearAnalysis
 
-ICON_PX = 72
 NO_GENETIC_MODEL = (
     "No genetic model loaded. OmicsLens ships none: no genetically labelled smears were "
     "available to train one. Load an aggregator bundle (SCEMILA-style attention MIL or a "
@@ -86,11 +83,7 @@ class SmearWidget(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.setToolTip("Stops after the current step (detection runs as one)")
-        self.gallery = QListWidget()
-        self.gallery.setViewMode(QListView.IconMode)
-        self.gallery.setIconSize(QSize(ICON_PX, ICON_PX))
-        self.gallery.setResizeMode(QListView.Adjust)
-        self.gallery.setSelectionMode(QListWidget.ExtendedSelection)
+        self.gallery = CellGallery()
         self.colour_combo = QComboBox()
         self.colour_combo.setToolTip("Colour the cells by their class or by any score")
         self.class_combo = QComboBox()
@@ -321,71 +314,17 @@ class SmearWidget(QWidget):
         self.points.border_contrast_limits = (low, high if high > low else low + 1e-6)
         self.points.refresh()
 
-    def _entries(self) -> list[tuple[int, str, str, bool]]:
-        """(cell id, label, tooltip, corrected) per gallery cell, of the smear or crops."""
-        if self.collection is not None:
-            report = self.collection
-            reasons = report.reasons()
-            out = []
-            for index, (cell, label) in enumerate(zip(report.cells, report.labels, strict=True)):
-                note = " (corrected by reviewer)" if index in report.corrections else ""
-                why = f"; review: {reasons[index]}" if reasons[index] else ""
-                tooltip = f"{cell.crop.path}: {label}{note}{why}"
-                out.append((index, label, tooltip, index in report.corrections))
-            return out
-        assert self.analysis is not None
-        labels = self.analysis.labels()
-        flags = self.analysis.types.flags
-        out = []
-        for index, cell in enumerate(self.analysis.cells):
-            note = " (corrected by reviewer)" if cell.id in self.analysis.corrections else ""
-            why = "; far from every training class" if flags[index] else ""
-            tooltip = f"cell {cell.id}: {labels[index]}{note}{why}"
-            out.append((cell.id, labels[index], tooltip, cell.id in self.analysis.corrections))
-        return out
-
     def _fill_gallery(self) -> None:
-        self.gallery.clear()
-        entries = self._entries()
-        labels = [entry[1] for entry in entries]
-        # Review last: the cells a hematologist must look at have their own row
-        order = sorted(range(len(entries)), key=lambda i: (labels[i] == REVIEW_CLASS, labels[i], i))
-        current = None
-        for index in order:
-            cell_id, label, tooltip, corrected = entries[index]
-            if label != current:
-                current = label
-                header = QListWidgetItem(f"{current} ({labels.count(current)})")
-                header.setFlags(Qt.NoItemFlags)
-                # as wide as the view, so each class starts its own row of icons
-                width = max(ICON_PX * 2, self.gallery.viewport().width() - 24)
-                header.setSizeHint(QSize(width, 22))
-                self.gallery.addItem(header)
-            name = (
-                f"#{cell_id}"
-                if self.collection is None
-                else _short(self.collection.cells[index].crop.path.name)
-            )
-            # a reviewer's decision is marked on the icon's caption
-            item = QListWidgetItem(_icon(self.crops[index]), f"✎ {name}" if corrected else name)
-            item.setData(Qt.UserRole, index)
-            item.setToolTip(tooltip)
-            self.gallery.addItem(item)
+        if self.collection is not None:
+            entries = crop_entries(self.collection)
+        else:
+            assert self.analysis is not None
+            entries = smear_entries(self.analysis)
+        self.gallery.show_entries(entries, self.crops)
 
     def gallery_groups(self) -> dict[str, list[int]]:
         """Class -> cell ids as the gallery shows them (for tests and scripting)."""
-        groups: dict[str, list[int]] = {}
-        current = ""
-        entries = self._entries()
-        for row in range(self.gallery.count()):
-            item = self.gallery.item(row)
-            index = item.data(Qt.UserRole)
-            if index is None:
-                current = item.text().rsplit(" (", 1)[0]
-                groups[current] = []
-            else:
-                groups[current].append(entries[int(index)][0])
-        return groups
+        return self.gallery.groups()
 
     def _fill_differential(self) -> None:
         source = self.collection if self.collection is not None else self.analysis
@@ -464,12 +403,7 @@ class SmearWidget(QWidget):
     def _correct_selected(self) -> None:
         if self.analysis is None and self.collection is None:
             return
-        entries = self._entries()
-        ids = [
-            entries[int(item.data(Qt.UserRole))][0]
-            for item in self.gallery.selectedItems()
-            if item.data(Qt.UserRole) is not None
-        ]
+        ids = self.gallery.selected_ids()
         if ids:
             self.correct(ids, self.class_combo.currentText())
 
@@ -492,15 +426,3 @@ class SmearWidget(QWidget):
             self.status.setText(f"Not exported: {error}")
             return
         self.status.setText(f"Exported {len(written)} files to {folder}.")
-
-
-def _short(name: str) -> str:
-    """A crop's file name, cut to fit under its icon."""
-    return name if len(name) <= 14 else name[:11] + "…"
-
-
-def _icon(crop: np.ndarray) -> QIcon:
-    rgb = np.ascontiguousarray(crop[..., :3])
-    height, width = rgb.shape[:2]
-    image = QImage(rgb.data, width, height, 3 * width, QImage.Format_RGB888).copy()
-    return QIcon(QPixmap.fromImage(image))
