@@ -140,7 +140,7 @@ def test_a_run_killed_while_writing_is_finished_by_a_rerun_without_force(
     """Killed after tiles.csv, before tiles.h5ad: the rerun (no --force) replaces the
     unfinished run's files, cleans its temporaries, and matches an uninterrupted run."""
     import omicslens.core.exports as exports
-    from omicslens.app.predict import RUNNING_FILE
+    from omicslens.core.run_marker import RUNNING_FILE
 
     formats = ("csv", "h5ad")
     clean, _ = _run(he_slide, level0_bundle, tmp_path / "clean", formats=formats)

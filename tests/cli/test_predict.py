@@ -102,3 +102,23 @@ def test_h5ad_export_works_in_scanpy(tmp_path: Path) -> None:
         adata, color="ERBB2", spot_size=256, img_key=None, show=False, return_fig=True
     )
     assert figure is not None
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path: Path, capsys, monkeypatch) -> None:
+    import errno
+    import os
+
+    from omicslens.core import atomic
+
+    def full_disk(*args: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    bundle = make_bundle(tmp_path / "bundle", patch_size=32, spacing=8.0)
+    monkeypatch.setattr(atomic.os, "fsync", full_disk)
+    out = tmp_path / "out"
+    code = main(["predict", str(CMU1), "--model", str(bundle), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"{out / CMU1.name}" in err and "cannot write: No space left on device" in err
+    assert "Traceback" not in err
+    assert not [path for path in (out / CMU1.name).glob(".*.tmp")]

@@ -142,6 +142,23 @@ def test_overwrite_is_refused_then_forced(
     assert len((out / "cells.csv").read_bytes()) > 0 and before
 
 
+def test_an_unfinished_export_is_finished_without_force(smear_out: Path, tmp_path: Path) -> None:
+    """Killed between two outputs: the marker says they are ours, so the rerun replaces
+    them (and the killed writer's temporary) without --force."""
+    from omicslens.core.run_marker import RUNNING_FILE
+
+    out = tmp_path / "killed"
+    out.mkdir()
+    shutil.copy(smear_out / "cells.csv", out / "cells.csv")
+    (out / RUNNING_FILE).write_text("{}")
+    (out / ".cells.geojson.k1ll3d.tmp").write_text("half a file")
+    assert run(["smear", str(FIELD), "--out", str(out)]) == 0
+    assert sorted(path.name for path in out.iterdir()) == sorted(
+        path.name for path in smear_out.iterdir()
+    )
+    assert (out / "cells.csv").read_bytes() == (smear_out / "cells.csv").read_bytes()
+
+
 def test_genetic_bundle_writes_patient_json(tmp_path: Path) -> None:
     """A RANDOM-weight aggregator (test fixture): checks the plumbing, not any prediction."""
     dim = TypingModel(TYPING_BUNDLE, device="cpu").feature_dim

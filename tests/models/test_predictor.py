@@ -63,6 +63,26 @@ def test_batch_size_does_not_change_results(bundle_dir: Path) -> None:
     assert not np.allclose(whole[0], whole[1], atol=1e-4)
 
 
+def test_a_tiles_value_does_not_depend_on_what_it_was_batched_with() -> None:
+    """Bit for bit, with the bundled expression model (an ensemble of real CNNs): a resumed
+    run predicts its remaining tiles in other batches than an uninterrupted one would."""
+    from tests.conftest import ROOT
+
+    predictor = Predictor(ROOT / "assets" / "models" / "her2st-expression", device="cpu")
+    predictor.batch_size = 8
+    pixels = patches(13, size=predictor.patch_size, seed=5)
+    whole = predictor.predict(pixels)
+    one_by_one = np.concatenate([predictor.predict(pixels[i : i + 1]) for i in range(13)])
+    uneven = np.concatenate([predictor.predict(pixels[:3]), predictor.predict(pixels[3:])])
+    assert np.array_equal(one_by_one, whole)
+    assert np.array_equal(uneven, whole)
+    # without padding the last bits do move (so the test above can fail)
+    predictor.pad_batches = False
+    unpadded = np.concatenate([predictor.predict(pixels[i : i + 1]) for i in range(13)])
+    assert not np.array_equal(unpadded, whole)
+    np.testing.assert_allclose(unpadded, whole, atol=1e-4)
+
+
 def test_larger_patches_are_resized_like_pil_does(bundle_dir: Path) -> None:
     predictor = Predictor(bundle_dir, device="cpu")
     big = patches(4, size=64, seed=1)

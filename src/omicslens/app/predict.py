@@ -33,6 +33,9 @@ from omicslens.app.tiles import TileFailure, predict_tiles, wanted_tiles
 from omicslens.core.atomic import write_text_atomic
 from omicslens.core.domain import DomainVerdict
 from omicslens.core.errors import OmicsLensError
+from omicslens.core.run_marker import begin_run, end_run
+from omicslens.core.run_marker import clean_stale_temporaries as _clean_temporaries
+from omicslens.core.run_marker import unfinished_run as _unfinished_run
 from omicslens.models.predictor import Predictor
 from omicslens.models.session import InferenceSession
 
@@ -46,10 +49,6 @@ OUTPUT_FILES = {
 }
 DONE_FILE = "done.json"
 FAILED_FILE = "failed.json"
-#: written before the first output and removed after ``done.json``: while it exists, the
-#: outputs beside it belong to an unfinished run of ours (killed, Ctrl-C, full disk), so a
-#: rerun may replace them without --force; a finished run's outputs never are
-RUNNING_FILE = ".omicslens-running.json"
 
 
 @dataclass(frozen=True)
@@ -116,26 +115,15 @@ def planned_outputs(options: PredictOptions) -> list[str]:
 
 
 def unfinished_run(folder: Path) -> bool:
-    """An earlier run wrote (some) outputs here and never finished."""
-    return (folder / RUNNING_FILE).is_file() and not (folder / DONE_FILE).is_file()
+    """An earlier run wrote (some) outputs here and never finished (see
+    :mod:`omicslens.core.run_marker`)."""
+    return _unfinished_run(folder, DONE_FILE)
 
 
 def clean_stale_temporaries(folder: Path) -> int:
-    """Remove temporary files and folders our atomic writers leave when killed
-    (``.<output name>.<random>.tmp`` and ``.<output name>.<random>/``); returns how many."""
-    import shutil
-
-    removed = 0
-    if not folder.is_dir():
-        return 0
-    for name in (*OUTPUT_FILES.values(), "regions.csv", "regions.geojson", DONE_FILE):
-        for leftover in folder.glob(f".{name}.*"):
-            if leftover.is_dir() and not leftover.is_symlink():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                leftover.unlink(missing_ok=True)
-            removed += 1
-    return removed
+    """Remove the temporaries killed writers of our outputs left; returns how many."""
+    names = (*OUTPUT_FILES.values(), "regions.csv", "regions.geojson", DONE_FILE)
+    return _clean_temporaries(folder, names)
 
 
 def check_outputs_free(folder: Path, options: PredictOptions) -> None:
@@ -236,10 +224,7 @@ def predict_slide(
         replace = options.force or unfinished_run(folder)
         clean_stale_temporaries(folder)
         (folder / DONE_FILE).unlink(missing_ok=True)  # these outputs are being replaced
-        write_text_atomic(
-            folder / RUNNING_FILE,
-            json.dumps({"bundle_hash": bundle.bundle_hash, "slide": str(slide_path)}),
-        )
+        begin_run(folder, {"bundle_hash": bundle.bundle_hash, "slide": str(slide_path)})
         report.outputs = _write_outputs(
             session,
             slide_path,
@@ -265,7 +250,7 @@ def predict_slide(
             indent=2,
         ),
     )
-    (folder / RUNNING_FILE).unlink(missing_ok=True)
+    end_run(folder)
     report.seconds = time.monotonic() - started
     return report
 

@@ -10,13 +10,21 @@ import os
 import tempfile
 from pathlib import Path
 
+from omicslens.core.errors import OutputWriteError
+
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; a failure of the system (read-only folder,
+    full disk, no permission) is an :class:`OutputWriteError` naming the file, and leaves
+    no temporary behind and any earlier file at ``path`` as it was."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-    )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+        )
+    except OSError as error:
+        raise OutputWriteError(target, error) from error
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
@@ -24,6 +32,9 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
             os.fsync(stream.fileno())
         os.chmod(temporary, file_mode(target))  # mkstemp makes 0600; keep the usual mode
         os.replace(temporary, target)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise OutputWriteError(target, error) from error
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -42,3 +53,21 @@ def file_mode(target: Path) -> int:
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def temporary_beside(target: Path, folder: bool = False) -> Path:
+    """A new temporary file (or folder) named ``.<target name>.<random>[.tmp]`` beside
+    ``target``, for writers that rename it over ``target`` when done; the folder it
+    needs is created. A system failure is an :class:`OutputWriteError` naming ``target``.
+    """
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if folder:
+            return Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+        )
+        os.close(handle)
+        return Path(temporary)
+    except OSError as error:
+        raise OutputWriteError(target, error) from error

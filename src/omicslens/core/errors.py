@@ -8,6 +8,7 @@ Every slide error names the file it is about.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -61,3 +62,17 @@ class InvalidResolutionError(OmicsLensError, ValueError):
 
 class SlideReadError(SlideError, OSError):
     """Reading pixels failed after the slide was opened (for example a bad tile)."""
+
+
+class OutputWriteError(OmicsLensError, OSError):
+    """An output could not be written: read-only folder, full disk, no permission...
+
+    Raised by the atomic writers with the file and the system's reason (for example
+    ``out/tiles.csv: cannot write: No space left on device``); nothing half-written is
+    left behind, and an earlier complete file at that path is kept."""
+
+    def __init__(self, path: str | os.PathLike[str], error: OSError) -> None:
+        reason = error.strerror or str(error)
+        super().__init__(f"{Path(path)}: cannot write: {reason}")
+        self.path = Path(path)
+        self.errno = error.errno

@@ -48,6 +48,7 @@ import numpy as np
 from omicslens.core.atomic import write_bytes_atomic, write_text_atomic
 from omicslens.core.errors import MissingResolutionError
 from omicslens.core.open import open_slide
+from omicslens.core.run_marker import begin_run, clean_stale_temporaries, end_run, unfinished_run
 from omicslens.core.slide import Slide
 from omicslens.hemato.aggregators import (
     AggregatorBundle,
@@ -168,8 +169,11 @@ def output_paths(out_dir: str | Path, genetic: bool) -> list[Path]:
 
 
 def check_outputs_free(out_dir: str | Path, genetic: bool, force: bool) -> None:
-    """Raise :class:`OutputExistsError` if any output is already there (unless ``force``)."""
-    if force:
+    """Raise :class:`OutputExistsError` if any output is already there (unless ``force``).
+
+    Outputs of an unfinished run of ours (killed while writing) are not in the way: the
+    rerun replaces them (see :mod:`omicslens.core.run_marker`)."""
+    if force or unfinished_run(out_dir):
         return
     existing = [path for path in output_paths(out_dir, genetic) if path.exists()]
     if existing:
@@ -229,6 +233,8 @@ def write_smear_outputs(
     genetic = analysis.patient is not None
     check_outputs_free(out_dir, genetic, force)
     out_dir.mkdir(parents=True, exist_ok=True)
+    clean_stale_temporaries(out_dir, [path.name for path in output_paths(out_dir, True)])
+    begin_run(out_dir, {"smear": str(analysis.path)})
     written = [
         write_text_atomic(out_dir / "cells.csv", cells_csv(analysis)),
         write_text_atomic(
@@ -244,6 +250,7 @@ def write_smear_outputs(
                 out_dir / PATIENT_FILE, json.dumps(patient_report(analysis), indent=2) + "\n"
             )
         )
+    end_run(out_dir)
     return written
 
 

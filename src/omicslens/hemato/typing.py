@@ -202,7 +202,8 @@ class TypingModel:
             self._features = []
             probabilities += self.predictor.predict(np.ascontiguousarray(view))
             if self._hook_target is not None and self._features:
-                captured = torch.cat(self._features).float().cpu().numpy()
+                # the predictor pads only the last chunk, so the real rows come first
+                captured = torch.cat(self._features)[: len(view)].float().cpu().numpy()
             else:  # TorchScript or no final linear layer: the outputs serve as features
                 captured = self.predictor.predict(np.ascontiguousarray(view))
             features = captured if features is None else features + captured

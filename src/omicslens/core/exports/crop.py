@@ -10,14 +10,14 @@ large region is read from the pyramid level that keeps the longer side under
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
-from omicslens.core.atomic import file_mode
+from omicslens.core.atomic import file_mode, temporary_beside
+from omicslens.core.errors import OutputWriteError
 from omicslens.core.regions import Region
 from omicslens.core.slide import Slide
 from omicslens.core.store import PredictionStore
@@ -56,11 +56,7 @@ def write_region_ome_tiff(
     overlay = np.stack([store.raster(int(o))[np.ix_(rows, cols)] for o in outputs])
     mpp_x, mpp_y = slide.mpp_x * down, slide.mpp_y * down
     names = [store.output_names[int(o)] for o in outputs]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-    )
-    os.close(handle)
+    temporary = temporary_beside(target)
     try:
         with tifffile.TiffWriter(temporary, ome=True, bigtiff=image.nbytes > 2**31) as tif:
             physical = {
@@ -87,6 +83,9 @@ def write_region_ome_tiff(
             )
         os.chmod(temporary, file_mode(target))
         os.replace(temporary, target)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise OutputWriteError(target, error) from error
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

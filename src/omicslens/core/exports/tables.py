@@ -15,7 +15,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from omicslens.core.atomic import file_mode, write_bytes_atomic
+from omicslens.core.atomic import file_mode, temporary_beside, write_bytes_atomic
+from omicslens.core.errors import OutputWriteError
 from omicslens.core.grid import TileGrid
 from omicslens.core.regions import json_safe
 from omicslens.core.slide import Slide
@@ -217,15 +217,14 @@ def write_h5ad(
     }
     library = library_id or table.slide_id or "slide"
     adata.uns["spatial"] = {library: spatial_uns(table.grid, overview, overview_scale)}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-    )
-    os.close(handle)
+    temporary = temporary_beside(target)
     try:
         adata.write_h5ad(temporary)
         os.chmod(temporary, file_mode(target))
         os.replace(temporary, target)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise OutputWriteError(target, error) from error
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

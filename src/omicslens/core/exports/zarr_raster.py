@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +23,8 @@ from typing import Any
 import numpy as np
 import zarr
 
+from omicslens.core.atomic import temporary_beside
+from omicslens.core.errors import OutputWriteError
 from omicslens.core.grid import TileGrid
 
 
@@ -94,8 +95,7 @@ def write_ome_zarr(
             f"rasters must be (outputs, rows, cols) with {len(output_names)} outputs, "
             f"not {rasters.shape}"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    temporary = temporary_beside(target, folder=True)
     try:
         group = zarr.open_group(str(temporary), mode="w", zarr_format=2)
         tile_y, tile_x = grid.tile_h * grid.mpp_y, grid.tile_w * grid.mpp_x
@@ -150,6 +150,9 @@ def write_ome_zarr(
         if target.exists():
             shutil.rmtree(target)
         os.replace(temporary, target)
+    except OSError as error:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise OutputWriteError(target, error) from error
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
