@@ -75,3 +75,20 @@ def test_wrong_shape_is_rejected(tmp_path: Path) -> None:
     store = open_store(tmp_path, "s", "m", GRID, NAMES)
     with pytest.raises(ValueError, match="expected predictions of shape"):
         store.put(np.array([1, 2]), np.zeros((2, 2)))
+
+
+def test_a_store_half_created_by_a_killed_run_is_rebuilt(tmp_path: Path) -> None:
+    """Found by the kill test: a group whose arrays were never written crashed every
+    rerun with KeyError('values'). The cache is recomputable, so it is rebuilt."""
+    import zarr
+
+    grid = TileGrid(width=1024, height=512, mpp_x=0.5, mpp_y=0.5, patch_px=64, spacing_um=1.0)
+    folder = tmp_path / "cache.zarr"
+    zarr.open_group(str(folder), mode="w").attrs.update({"grid": grid.signature()})
+    store = PredictionStore(grid, ["A"], folder=folder)
+    store.put(np.array([0, 1]), np.array([[1.0], [2.0]], np.float32))
+    store.flush()
+    reopened = PredictionStore(grid, ["A"], folder=folder)
+    assert reopened.is_done(np.array([0, 1, 2])).tolist() == [True, True, False]
+    np.testing.assert_array_equal(reopened.get(np.array([1])), [[2.0]])
+    assert [path.name for path in tmp_path.iterdir()] == ["cache.zarr"]  # no temporaries

@@ -22,7 +22,10 @@ Thread-safety: one worker thread writes, the GUI thread reads; a lock guards bot
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,34 +71,62 @@ class PredictionStore:
 
     # -- disk ----------------------------------------------------------------------------
     def _open_disk(self, folder: Path, attrs: dict[str, Any]) -> None:
-        rows, cols = self.grid.shape
-        n = len(self.output_names)
         expected = {"grid": self.grid.signature(), "outputs": self.output_names}
         if (folder / "zarr.json").exists():
-            group = zarr.open_group(str(folder), mode="r+")
-            found = {"grid": group.attrs.get("grid"), "outputs": group.attrs.get("outputs")}
+            try:
+                group = zarr.open_group(str(folder), mode="r+")
+                found: dict[str, Any] = {
+                    "grid": group.attrs.get("grid"),
+                    "outputs": group.attrs.get("outputs"),
+                }
+                values: Any = group["values"]
+                done: Any = group["done"]
+                done_bitmap = np.asarray(done[...]).astype(bool)
+                complete = done_bitmap.shape == self.grid.shape
+            except Exception:  # any damage: the cache is only a cache
+                complete, found = False, expected
             if found != expected:
                 raise ValueError(
                     f"{folder}: prediction store was written for another grid or model "
                     f"(expected {expected['grid']}, found {found['grid']})"
                 )
-            self._values_array = group["values"]
-            self._done_array = group["done"]
-            self._done = np.asarray(self._done_array[...]).astype(bool)
-            return
+            if complete:
+                self._values_array, self._done_array, self._done = values, done, done_bitmap
+                return
+            # Half-created or damaged (a run killed while creating it): our own cache of
+            # recomputable values, so it is rebuilt rather than trusted or reported.
+            shutil.rmtree(folder, ignore_errors=True)
+        self._create_disk(folder, {**attrs, **expected})
+
+    def _create_disk(self, folder: Path, attrs: dict[str, Any]) -> None:
+        """Create the store beside ``folder`` and rename it into place once whole, so a
+        process killed half-way never leaves a store without its arrays."""
+        rows, cols = self.grid.shape
+        n = len(self.output_names)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        group = zarr.open_group(str(folder), mode="w")
-        group.attrs.update({**attrs, **expected})
-        self._values_array = group.create_array(
+        for leftover in folder.parent.glob(f".{folder.name}.*"):
+            shutil.rmtree(leftover, ignore_errors=True)  # killed creations
+        temporary = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}"
+        group = zarr.open_group(str(temporary), mode="w")
+        group.attrs.update(attrs)
+        group.create_array(
             "values",
             shape=(rows, cols, n),
             chunks=(CHUNK, CHUNK, min(n, 32)),
             dtype="float32",
             fill_value=np.nan,
         )
-        self._done_array = group.create_array(
+        group.create_array(
             "done", shape=(rows, cols), chunks=(CHUNK, CHUNK), dtype="uint8", fill_value=0
         )
+        try:
+            os.replace(temporary, folder)
+        except OSError:  # another process created it first: use theirs
+            shutil.rmtree(temporary, ignore_errors=True)
+        group = zarr.open_group(str(folder), mode="r+")
+        self._values_array = group["values"]
+        self._done_array = group["done"]
+        self._done = np.asarray(self._done_array[...]).astype(bool)
 
     # -- chunks --------------------------------------------------------------------------
     def _slices(self, key: tuple[int, int]) -> tuple[slice, slice]:
