@@ -178,6 +178,8 @@ def format_info(info: dict[str, Any]) -> str:
             f"{level['level']:>5} {level['width']:>9} {level['height']:>9} "
             f"{level['downsample']:>10.4g} {level['mpp_x']:>8.4g} {tile:>9}  {level['compression']}"
         )
+    for warning in info.get("warnings") or []:
+        lines.append(f"warning     {warning}")
     if "metadata" in info:
         lines += ["", "metadata", json.dumps(info["metadata"], indent=2)]
     return "\n".join(lines)

@@ -61,6 +61,8 @@ class SlideParts:
     ``resolution`` is None when the file states none; ``resolution_problem`` then says
     what, if anything, was there and why it was not usable, and ``resolution_hint``
     carries related facts (e.g. the objective magnification) for the error message.
+    ``warnings`` are problems that do not stop the slide from opening (e.g. missing zarr
+    chunks); they reach ``Slide.warnings`` and ``info()["warnings"]``.
     """
 
     format: str
@@ -72,6 +74,7 @@ class SlideParts:
     associated: dict[str, Callable[[], np.ndarray]] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     close: Callable[[], None] | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 class Slide:
@@ -85,6 +88,8 @@ class Slide:
         self.resolution = resolution
         self.objective_power = parts.objective_power
         self.metadata: dict[str, Any] = parts.metadata
+        #: Problems that did not stop the slide from opening, one sentence each.
+        self.warnings: list[str] = list(parts.warnings)
         self._levels = parts.levels
         self._associated = parts.associated
         self._close = parts.close
@@ -219,6 +224,8 @@ class Slide:
     ) -> np.ndarray:
         try:
             return source.read(y0, y1, x0, x1)
+        except SlideReadError:  # already names the file and the part (e.g. a zarr chunk)
+            raise
         except Exception as exc:  # a decode error deep in a codec: say where it happened
             raise SlideReadError(
                 self.path,
@@ -309,6 +316,7 @@ class Slide:
             "objective_power": self.objective_power,
             "levels": levels,
             "associated_images": {name: None for name in self.associated_images},
+            "warnings": list(self.warnings),
             "metadata": _jsonable(self.metadata),
         }
 
