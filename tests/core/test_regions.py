@@ -213,3 +213,102 @@ def test_autosave_beside_the_slide_or_in_the_data_folder(tmp_path: Path, monkeyp
     monkeypatch.setattr(regions_module.os, "access", lambda *args: False)  # read-only folder
     fallback = autosave_path(slide, tmp_path / "data")
     assert fallback.parent == tmp_path / "data" / "regions" and fallback.suffix == ".geojson"
+
+
+# -- malformed QuPath GeoJSON (issue 13 fuzz): typed errors naming file and feature ------
+def _square_feature(**properties: object) -> dict:
+    ring = [[0, 0], [100, 0], [100, 100], [0, 100], [0, 0]]
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "properties": {"objectType": "annotation", **properties},
+    }
+
+
+def _write(tmp_path: Path, document: object, name: str = "in.geojson") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_deeply_nested_json_is_a_typed_error(tmp_path: Path) -> None:
+    path = tmp_path / "deep.geojson"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(RegionFileError, match="nested too deeply") as raised:
+        read_regions(path)
+    assert str(path) in str(raised.value)
+
+
+def test_deeply_nested_coordinates_name_the_feature(tmp_path: Path) -> None:
+    nested = "[" * 900 + "1" + "]" * 900  # parses as JSON, but is no geometry
+    text = json.dumps([_square_feature(name="fine"), _square_feature(name="deep")])
+    head, _, tail = text.rpartition('"coordinates": ')
+    tail = tail[tail.index("]]]") + 3 :]
+    path = tmp_path / "deep.geojson"
+    path.write_text(head + '"coordinates": ' + nested + tail)
+    with pytest.raises(RegionFileError, match=r"feature 1 \('deep'\)") as raised:
+        read_regions(path)
+    assert str(path) in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "name", ["a\x00b", "a\nb", "tab\there", "a\ud800"], ids=["nul", "newline", "tab", "surrogate"]
+)
+def test_names_with_control_characters_are_refused(tmp_path: Path, name: str) -> None:
+    """A NUL made regions.csv unreadable; a lone surrogate could not be written at all."""
+    document = {
+        "type": "FeatureCollection",
+        "features": [_square_feature(name="ok"), _square_feature(name=name)],
+    }
+    path = tmp_path / "names.geojson"
+    path.write_text(json.dumps(document))  # ensure_ascii: the surrogate as an escape
+    with pytest.raises(RegionFileError, match=r"feature 1.*name") as raised:
+        read_regions(path)
+    assert str(path) in str(raised.value)
+
+
+def test_classification_with_a_control_character_is_refused(tmp_path: Path) -> None:
+    feature = _square_feature(classification={"name": "T\x00", "color": [1, 2, 3]})
+    path = _write(tmp_path, [feature])
+    with pytest.raises(RegionFileError, match=r"feature 0.*classification"):
+        read_regions(path)
+
+
+def test_colour_components_outside_0_255_are_refused(tmp_path: Path) -> None:
+    feature = _square_feature(classification={"name": "T", "color": [1e308, -5, 3]})
+    with pytest.raises(RegionFileError, match=r"feature 0.*0-255"):
+        read_regions(_write(tmp_path, [feature]))
+
+
+def test_a_point_annotation_is_skipped_with_a_warning_naming_it(tmp_path: Path) -> None:
+    from omicslens.core.regions import RegionSkippedWarning
+
+    point = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [5, 5]},
+        "properties": {"objectType": "annotation", "name": "dot"},
+    }
+    path = _write(tmp_path, [_square_feature(name="square"), point])
+    with pytest.warns(RegionSkippedWarning, match=r"feature 1 \('dot'\).*Point") as caught:
+        regions = read_regions(path)
+    assert [r.name for r in regions] == ["square"]
+    assert str(path) in str(caught[0].message)
+
+
+def test_a_collection_of_only_points_is_an_error_not_zero_regions(tmp_path: Path) -> None:
+    point = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [5, 5]}}
+    path = _write(tmp_path, {"type": "FeatureCollection", "features": [point, point]})
+    with pytest.warns(UserWarning), pytest.raises(RegionFileError, match="no usable region"):
+        read_regions(path)
+
+
+def test_corrupt_gzip_is_a_typed_error(tmp_path: Path) -> None:
+    import gzip
+
+    data = bytearray(gzip.compress(json.dumps([_square_feature()]).encode()))
+    data[20:30] = b"\xff" * 10
+    path = tmp_path / "bad.geojson.gz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(RegionFileError) as raised:
+        read_regions(path)
+    assert str(path) in str(raised.value)

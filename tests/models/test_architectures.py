@@ -110,3 +110,22 @@ def test_timm_is_used_for_other_names_when_installed(fake_timm: list) -> None:
     assert len(fake_timm) == 2
     with pytest.raises(ArchitectureError, match="timm cannot build 'does_not_exist'"):
         build_architecture("does_not_exist", 2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"width": 10**9}, "cannot build"),
+        ({"depth": 10**6}, "cannot build"),
+        ({"width": 65536}, "parameters; at most"),
+        ({"width": -1}, "negative dimension"),
+    ],
+)
+def test_absurd_architecture_args_are_refused_without_allocating(kwargs, message) -> None:
+    """Fuzz (issue 13): width 10^9 raised a bare RuntimeError, depth 10^6 ran past 20 s."""
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(ArchitectureError, match=message):
+        build_architecture("omicslens-tinycnn", 3, **kwargs)
+    assert time.perf_counter() - started < 5

@@ -198,3 +198,19 @@ def test_bundle_and_config_import_no_torch() -> None:
         "sys.exit(1 if 'torch' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_a_broken_zip_archive_of_weights_is_a_typed_error(tmp_path: Path) -> None:
+    """Fuzz (issue 13): a flipped byte in a torch.save zip's central directory made
+    ``model inspect`` fail with zipfile.BadZipFile."""
+    from omicslens.models.errors import WeightsError
+
+    bundle = make_bundle(tmp_path / "b", fmt="state_dict")
+    weights = bundle / "model.pt"
+    data = bytearray(weights.read_bytes())
+    directory = data.rfind(b"PK\x01\x02")
+    data[directory + 2] ^= 0xFF  # the central directory's signature
+    weights.write_bytes(bytes(data))
+    with pytest.raises(WeightsError) as raised:
+        load_bundle(bundle)
+    assert str(weights) in str(raised.value)

@@ -256,3 +256,13 @@ def test_deeply_nested_or_huge_configs_are_typed_errors(tmp_path) -> None:
     path.write_bytes(b" " * (16 * 2**20 + 1))
     with pytest.raises(BundleConfigError, match="16 MiB"):
         BundleConfig.from_file(path)
+
+
+@pytest.mark.parametrize("size", [2049, 10**6, [4096, 4096]])
+def test_resize_to_a_huge_input_is_refused_before_any_forward_pass(size: Any) -> None:
+    """Fuzz (issue 13): Resize size 10^6 asked the allocator for 192 TB per batch."""
+    config = copy.deepcopy(valid())
+    config["transform"][0]["arguments"]["size"] = size
+    error = rejected(config)
+    assert error.field == "transform[0].arguments.size"
+    assert "at most 2048 px" in str(error)

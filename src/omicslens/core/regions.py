@@ -26,6 +26,7 @@ import math
 import os
 import uuid
 import warnings
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,10 @@ class RegionFileError(OmicsLensError, ValueError):
 
 class RegionRepairedWarning(UserWarning):
     """An invalid geometry (e.g. a self-intersecting outline) was made valid on import."""
+
+
+class RegionSkippedWarning(UserWarning):
+    """An annotation was not imported because its geometry has no area (a point, a line)."""
 
 
 Colour = tuple[int, int, int]
@@ -347,11 +352,21 @@ def _colour(value: Any) -> Colour | None:
     if (
         isinstance(value, list | tuple)
         and len(value) in (3, 4)
-        and all(isinstance(c, int | float) and not isinstance(c, bool) for c in value)
+        and all(
+            isinstance(c, int | float) and not isinstance(c, bool) and 0 <= c <= 255 for c in value
+        )
     ):
         r, g, b = (int(c) for c in value[:3])
         return (r, g, b)
-    raise ValueError(f"colour {value!r} is not [r, g, b]")
+    raise ValueError(f"colour {value!r} is not [r, g, b] with values 0-255")
+
+
+def _text(value: str, what: str) -> str:
+    """A name as text every writer keeps: no NUL, newline or other control character, no
+    lone surrogate (they break CSV, h5ad and QuPath's own reader)."""
+    if not value.isprintable():
+        raise ValueError(f"{what} {value[:40]!r} contains a control character or invalid text")
+    return value
 
 
 def _classification(value: Any) -> tuple[str | None, Colour | None]:
@@ -359,7 +374,7 @@ def _classification(value: Any) -> tuple[str | None, Colour | None]:
     if value is None:
         return None, None
     if isinstance(value, str):  # QuPath accepts "Tumor" or "Tumor: Positive"
-        return (value.strip() or None), None
+        return (_text(value.strip(), "classification") or None), None
     if not isinstance(value, dict):
         raise ValueError(f"classification {value!r} is neither a string nor an object")
     if not value:
@@ -381,6 +396,8 @@ def _classification(value: Any) -> tuple[str | None, Colour | None]:
     if not names:
         raise ValueError(f"classification {value!r} has neither a name nor names")
     colour = _colour(value["color"]) if "color" in value else _colour(value.get("colorRGB"))
+    for name in names:
+        _text(name, "classification name")
     return ": ".join(names), colour
 
 
@@ -435,6 +452,8 @@ def _geometry(value: Any, what: str) -> Any:
         )
     except (ValueError, TypeError, IndexError, AttributeError, shapely.errors.ShapelyError) as e:
         raise ValueError(f"{what}: unreadable {kind} ({e})") from None
+    except RecursionError:
+        raise ValueError(f"{what}: coordinates nested too deeply") from None
     if not np.isfinite(shapely.get_coordinates(geometry)).all():
         raise ValueError(f"{what}: coordinates that are not finite numbers (NaN or infinity)")
     return geometry
@@ -460,16 +479,20 @@ def _region(
 ) -> Region | None:
     label = f"feature {number}"
     if isinstance(properties.get("name"), str):
-        label += f" ({properties['name']!r})"
+        label += f" ({properties['name'][:40]!r})"
     raw_geometry = feature.get("geometry")
     geometry = _geometry(raw_geometry, "geometry")
     if geometry.is_empty:
         raise ValueError("geometry is empty")
     if not isinstance(geometry, Polygon | MultiPolygon):
-        if geometry.geom_type in ("Point", "MultiPoint", "LineString", "MultiLineString"):
-            return None  # points and lines are not regions
         polygonal = _polygonal(geometry)
-        if polygonal is None:
+        if polygonal is None:  # points and lines are not regions: say so, and go on
+            warnings.warn(
+                f"{source}: {label}: skipped, a {geometry.geom_type} has no area "
+                "(only polygons are regions)",
+                RegionSkippedWarning,
+                stacklevel=4,
+            )
             return None
         geometry = polygonal
     if not geometry.is_valid:
@@ -489,6 +512,8 @@ def _region(
     name = properties.get("name")
     if name is not None and not isinstance(name, str):
         raise ValueError(f"name {name!r} is not a string")
+    if name:
+        _text(name, "name")
     classification, class_colour_ = _classification(properties.get("classification"))
     is_ellipse = isinstance(raw_geometry, dict) and raw_geometry.get("isEllipse") is True
     shape_type = "ellipse" if is_ellipse else str(properties.get("omicslensShape") or "polygon")
@@ -537,8 +562,10 @@ def read_regions(
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
         data = json.loads(raw)
-    except (OSError, ValueError, EOFError) as error:
+    except (OSError, ValueError, EOFError, zlib.error) as error:
         raise RegionFileError(source, f"not readable GeoJSON ({error})") from error
+    except RecursionError:
+        raise RegionFileError(source, "not readable GeoJSON (nested too deeply)") from None
     features = _features(source, data)
     if not features and isinstance(data, dict) and isinstance(data.get("omicslens"), dict):
         return []  # our own file with every region deleted: deliberately empty

@@ -170,8 +170,42 @@ def build_architecture(name: str, num_outputs: int, **kwargs: Any) -> nn.Module:
     )
 
 
+#: parameters + buffers a network may have (ViT-B/16 has 86 million): a config asking for
+#: more (``architecture_args`` width 10^9) is refused before anything is allocated
+MAX_PARAMETERS = 2_000_000_000
+
+
 def _build(arch: Architecture, num_outputs: int, kwargs: dict[str, Any]) -> nn.Module:
+    _check_size(arch, num_outputs, kwargs)
     try:
         return arch.build(num_outputs, **kwargs)
     except (TypeError, ValueError) as error:
         raise ArchitectureError(f"cannot build '{arch.name}' with {kwargs}: {error}") from error
+
+
+def _check_size(arch: Architecture, num_outputs: int, kwargs: dict[str, Any]) -> None:
+    """Build the network on torch's ``meta`` device (shapes only, no memory) and refuse it
+    when the arguments cannot build it or it would be absurdly large."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            probe = arch.build(num_outputs, **kwargs)
+    except RecursionError:
+        raise ArchitectureError(f"cannot build '{arch.name}' with {kwargs}: too deep") from None
+    except Exception as error:  # TypeError, ValueError, RuntimeError, OverflowError...
+        raise ArchitectureError(
+            f"cannot build '{arch.name}' with {_short(kwargs)}: {type(error).__name__}: "
+            f"{str(error)[:200]}"
+        ) from error
+    size = sum(t.numel() for t in (*probe.parameters(), *probe.buffers()))
+    if size > MAX_PARAMETERS:
+        raise ArchitectureError(
+            f"'{arch.name}' with {_short(kwargs)} would have {size:,} parameters; at most "
+            f"{MAX_PARAMETERS:,} are allowed"
+        )
+
+
+def _short(kwargs: dict[str, Any]) -> str:
+    text = repr(kwargs)
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from omicslens.core.domain import DOMAIN_FILE, DOMAIN_OUTPUT_META, DomainReference, load_reference
 from omicslens.core.robustness import RobustnessReport, load_bundle_robustness
 from omicslens.models.config import BundleConfig, TransformStep, invert_output_transform
-from omicslens.models.errors import BundleNotFoundError, WeightsNotFoundError
+from omicslens.models.errors import BundleNotFoundError, WeightsError, WeightsNotFoundError
 from omicslens.models.hub import find_cached_snapshot, hf_hub_cache, looks_like_repo_id
 
 __all__ = [
@@ -222,10 +222,15 @@ def sniff_weights_format(path: Path) -> WeightsFormat:
     """
     if path.suffix == ".safetensors":
         return "safetensors"
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            for name in archive.namelist():
-                parts = name.split("/")
-                if (len(parts) > 2 and parts[1] == "code") or parts[-1] == "constants.pkl":
-                    return "torchscript"
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                for name in archive.namelist():
+                    parts = name.split("/")
+                    if (len(parts) > 2 and parts[1] == "code") or parts[-1] == "constants.pkl":
+                        return "torchscript"
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        # a zip signature at the end but a broken directory (a truncated or bit-flipped
+        # archive): name the file instead of failing in zipfile
+        raise WeightsError(path, f"not a readable weights archive: {error}") from error
     return "state_dict"

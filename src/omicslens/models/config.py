@@ -224,6 +224,16 @@ MAX_CONFIG_BYTES = 16 * 2**20
 SPACING_RANGE = (0.01, 1000.0)
 #: sizes beyond which a config is not a real model (and would allocate absurd buffers)
 INT_LIMITS = {"patch_size_pixels": 8192, "num_classes": 100_000}
+#: side of the image a network may be fed (``Resize``'s size): real models take 224-1024
+#: px; 10^6 px would ask for terabytes per patch on the first forward pass
+MAX_INPUT_SIZE = 2048
+
+
+def _too_large_input(size: int) -> str:
+    return (
+        f"expected at most {MAX_INPUT_SIZE} px (the network's input side), got {size}; "
+        "a larger input does not fit in memory for a batch of patches"
+    )
 
 
 class _Checker:
@@ -413,6 +423,8 @@ class _Checker:
         elif _is_int(size):
             if size < 1:
                 self.fail(f"{path}.size", f"expected a positive integer, got {_describe(size)}")
+            elif size > MAX_INPUT_SIZE:
+                self.fail(f"{path}.size", _too_large_input(size))
         elif (
             isinstance(size, list)
             and len(size) == 2
@@ -420,6 +432,8 @@ class _Checker:
         ):
             if size[0] != size[1]:
                 self.fail(f"{path}.size", f"patches are square; got a non-square size {size}")
+            elif size[0] > MAX_INPUT_SIZE:
+                self.fail(f"{path}.size", _too_large_input(size[0]))
         else:
             self.fail(
                 f"{path}.size",
