@@ -362,9 +362,10 @@ def _colour(value: Any) -> Colour | None:
 
 
 def _text(value: str, what: str) -> str:
-    """A name as text every writer keeps: no NUL, newline or other control character, no
-    lone surrogate (they break CSV, h5ad and QuPath's own reader)."""
-    if not value.isprintable():
+    """A name as text every writer keeps: no NUL or other control character and no lone
+    surrogate (they break CSV, h5ad and QuPath's own reader). Newlines and tabs are kept:
+    QuPath allows multi-line names and our CSV writers quote them."""
+    if not value.replace("\n", " ").replace("\t", " ").isprintable():
         raise ValueError(f"{what} {value[:40]!r} contains a control character or invalid text")
     return value
 
