@@ -381,7 +381,9 @@ def import_regions(path: Path, feature: int | None) -> Outcome:
         bounds = region.bounds
         if not all(math.isfinite(v) for v in bounds) or not region.area_px() > 0:
             return "invalid-output", f"region {region.name!r}: bounds {bounds}"
-        if not isinstance(region.name, str) or not region.name.isprintable():
+        # the importer's rule: printable text, newlines and tabs allowed (QuPath has them)
+        text = region.name.replace("\n", " ").replace("\t", " ")
+        if not isinstance(region.name, str) or not text.isprintable():
             return "invalid-output", f"region name {region.name!r} is not printable text"
     expected = _annotation_count(path)
     told = [w for w in caught if str(path) in str(w.message)]
