@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from omicslens.bench.fuzz.outputs import check_tile_outputs
+from omicslens.bench.fuzz.outputs import classify_predict
 from omicslens.bench.fuzz.runner import Case, Context, Outcome, register_check, traceback_in
-from omicslens.bench.fuzz.slides import Source, _flip, classify_refusal
+from omicslens.bench.fuzz.slides import Source, _flip, classify_json_run, classify_refusal
 
 OUTPUTS = ("ERBB2", "CD74", "MKI67")
 PATCH, SPACING, SLIDE_MPP, SLIDE_SIDE = 32, 2.0, 0.5, 1024
@@ -412,21 +412,6 @@ def bundle_cases(source: Source, rng: random.Random) -> list[Case]:
 
 
 # -- the check ------------------------------------------------------------------------
-def _classify_inspect(rc: int, out: str, err: str, path: Path) -> Outcome:
-    printed = traceback_in(err)
-    if printed is not None:
-        return printed
-    if rc == 0:
-        try:
-            info = json.loads(out)
-        except ValueError:
-            return "traceback", "exit 0 without valid JSON"
-        if isinstance(info, dict) and info.get("name") and info.get("num_outputs"):
-            return "ok", ""
-        return "traceback", "exit 0 with unexpected JSON"
-    return classify_refusal(rc, out, err, path)
-
-
 def _classify_validate(rc: int, out: str, err: str, path: Path) -> Outcome:
     printed = traceback_in(err)
     if printed is not None:
@@ -440,15 +425,6 @@ def _classify_validate(rc: int, out: str, err: str, path: Path) -> Outcome:
     return classify_refusal(rc, out, err, path, json_error=False)
 
 
-def _classify_predict(rc: int, out: str, err: str, path: Path, folder: Path) -> Outcome:
-    printed = traceback_in(err)
-    if printed is not None:
-        return printed
-    if rc == 0:
-        return check_tile_outputs(folder)
-    return classify_refusal(rc, out, err, path, json_error=False)
-
-
 @register_check("bundle", preload=("omicslens.app.predict", "omicslens.models.loading", "torch"))
 def check_bundle(ctx: Context, path: Path, options: dict[str, Any]) -> dict[str, Outcome]:
     """``model inspect``, ``model validate`` and ``predict`` with the bundle at ``path``."""
@@ -458,7 +434,7 @@ def check_bundle(ctx: Context, path: Path, options: dict[str, Any]) -> dict[str,
         "inspect": ctx.run_cli(
             ["model", "inspect", "--json", bundle],
             path,
-            lambda rc, out, err: _classify_inspect(rc, out, err, path),
+            lambda rc, out, err: classify_json_run(rc, out, err, path, ("name", "num_outputs")),
         ),
         "validate": ctx.run_cli(
             ["model", "validate", "--json", bundle],
@@ -471,7 +447,7 @@ def check_bundle(ctx: Context, path: Path, options: dict[str, Any]) -> dict[str,
     argv = ["predict", str(slide), "--model", bundle, "--out", str(out_dir)]
     argv += ["--format", "csv,geojson", "--device", "cpu"]
     runs["predict"] = ctx.run_cli(
-        argv, path, lambda rc, out, err: _classify_predict(rc, out, err, path, out_dir / slide.name)
+        argv, path, lambda rc, out, err: classify_predict(rc, out, err, path, out_dir / slide.name)
     )
     if (path.parent / options["marker"]).exists():
         runs["predict"] = ("unsafe", "a pickle in the weights was executed")

@@ -16,7 +16,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from omicslens.bench.fuzz.runner import Outcome
+from omicslens.bench.fuzz.runner import Outcome, traceback_in
+from omicslens.bench.fuzz.slides import classify_refusal
 
 BOX = ["minx", "miny", "width", "height"]
 
@@ -111,3 +112,14 @@ def check_region_outputs(folder: Path) -> Outcome:
     except Exception as error:  # what we write must read back
         return _invalid(geojson, f"does not read back: {type(error).__name__}: {error}")
     return "ok", ""
+
+
+def classify_predict(rc: int, out: str, err: str, path: Path, folder: Path) -> Outcome:
+    """A ``predict`` run on a fuzzed input: exit 0 must leave valid outputs in ``folder``;
+    anything else must be a typed refusal naming ``path``."""
+    printed = traceback_in(err)
+    if printed is not None:
+        return printed
+    if rc == 0:
+        return check_tile_outputs(folder)
+    return classify_refusal(rc, out, err, path, json_error=False)

@@ -20,16 +20,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from omicslens.bench.fuzz.outputs import check_tile_outputs
+from omicslens.bench.fuzz.outputs import classify_predict
 from omicslens.bench.fuzz.runner import (
     Case,
     Context,
     Outcome,
     outcome_of_exception,
     register_check,
-    traceback_in,
 )
-from omicslens.bench.fuzz.slides import Source, classify_refusal
+from omicslens.bench.fuzz.slides import Source
 
 REGION_RUNS = ("import", "predict")
 #: every this-many-th case also runs ``predict --regions`` (plus every document-level one)
@@ -392,15 +391,6 @@ def import_regions(path: Path, feature: int | None) -> Outcome:
     return "ok", f"{len(regions)} regions"
 
 
-def _classify_predict(rc: int, out: str, err: str, path: Path, folder: Path) -> Outcome:
-    printed = traceback_in(err)
-    if printed is not None:
-        return printed
-    if rc == 0:
-        return check_tile_outputs(folder)
-    return classify_refusal(rc, out, err, path, json_error=False)
-
-
 @register_check(
     "regions",
     preload=(
@@ -423,7 +413,7 @@ def check_regions(ctx: Context, path: Path, options: dict[str, Any]) -> dict[str
         runs["predict"] = ctx.run_cli(
             argv,
             path,
-            lambda rc, out, err: _classify_predict(rc, out, err, path, out_dir / slide.name),
+            lambda rc, out, err: classify_predict(rc, out, err, path, out_dir / slide.name),
         )
     return runs
 

@@ -130,6 +130,14 @@ def python_read(path: Path, mpp: float | None) -> tuple[str, str]:
 
 def classify_cli(rc: int, stdout: str, stderr: str, path: Path) -> tuple[str, str]:
     """Classify one ``omicslens info --json`` run from its exit code and output."""
+    return classify_json_run(rc, stdout, stderr, path, ("path", "levels"))
+
+
+def classify_json_run(
+    rc: int, stdout: str, stderr: str, path: Path, required: Sequence[str]
+) -> tuple[str, str]:
+    """Classify a ``--json`` command: on exit 0 its JSON must hold every ``required``
+    key (non-empty); otherwise it must be a typed refusal."""
     printed = traceback_in(stderr)
     if printed is not None:
         return printed
@@ -138,7 +146,7 @@ def classify_cli(rc: int, stdout: str, stderr: str, path: Path) -> tuple[str, st
             info = json.loads(stdout)
         except ValueError:
             return "traceback", "exit 0 without valid JSON"
-        if isinstance(info, dict) and info.get("path") and info.get("levels"):
+        if isinstance(info, dict) and all(info.get(key) for key in required):
             return "ok", ""
         return "traceback", "exit 0 with unexpected JSON"
     return classify_refusal(rc, stdout, stderr, path)
