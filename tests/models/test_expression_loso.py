@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from omicslens.core.measured import pearson_per_column
+from omicslens.models.expression import fit as fit_module
 from omicslens.models.expression.augment import augment, random_blur, random_zoom
 from omicslens.models.expression.data import cut_windows, her2st_sections
 from omicslens.models.expression.fit import FitSettings, _normalise, fit_expression, write_bundle
@@ -68,6 +69,35 @@ def test_one_member_per_training_section_each_scored_on_the_section_it_never_saw
     np.testing.assert_allclose(stored, direct, atol=1e-4)
     expected = np.mean([np.nanmean(v) for v in loso["condition_means"].values()])
     assert loso["selection_score"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_loso_plus_all_adds_one_member_trained_on_every_section() -> None:
+    sections = her2st_sections(CUT, ["C5", "C6"])
+    settings = FitSettings(
+        genes=GENES[:2],
+        epochs=1,
+        width=4,
+        alphas=(1.0,),
+        members_from="loso+all",
+        stain_texture_member=False,
+    )
+    seen: list[int] = []
+    original = fit_module._train_cnn
+
+    def counting(member, x, y, *args, **kwargs):
+        seen.append(len(x))
+        return original(member, x, y, *args, **kwargs)
+
+    fit_module._train_cnn = counting
+    try:
+        net, report = fit_expression(sections, sections[1:], settings, log=lambda _: None)
+    finally:
+        fit_module._train_cnn = original
+    # without C5 (= C6's spots), without C6 (= C5's spots), then all of them
+    assert len(seen) == 3 and seen[2] == seen[0] + seen[1]
+    assert seen[1] == sections[0].measured.n_spots
+    assert net.predicting_members == [0, 1, 2]
+    assert report.loso is not None and sorted(report.loso["sections"]) == ["C5", "C6"]
 
 
 def test_perturbed_conditions_are_really_perturbed(loso_fit) -> None:

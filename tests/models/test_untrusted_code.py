@@ -150,3 +150,37 @@ def test_a_config_naming_a_checkpoint_is_refused_through_the_bundle(tmp_path) ->
 
     with pytest.raises(OmicsLensError):
         Predictor(load_bundle(bundle), device="cpu")
+
+
+def test_a_damaged_deflate_stream_in_the_code_is_a_weights_error(tmp_path, capsys) -> None:
+    """A bit flip that turns a stored code member into a broken deflated one (the CI fuzz
+    case ``bundle-torchscript/weights-flip``) is a typed error from validate and predict."""
+    import zipfile
+
+    from omicslens.core.samples import sample_path
+    from omicslens.models.errors import WeightsError
+
+    bundle = make_bundle(tmp_path / "ok", patch_size=32)
+    path = bundle / "torchscript_model.pt"
+    with zipfile.ZipFile(path) as archive:
+        members = [(info, archive.read(info.filename)) for info in archive.infolist()]
+    rebuilt = tmp_path / "rebuilt.pt"
+    with zipfile.ZipFile(rebuilt, "w") as archive:
+        for info, data in members:
+            method = zipfile.ZIP_DEFLATED if "/code/" in info.filename else zipfile.ZIP_STORED
+            archive.writestr(info.filename, data, compress_type=method)
+    raw = bytearray(rebuilt.read_bytes())
+    with zipfile.ZipFile(rebuilt) as archive:
+        code = next(i for i in archive.infolist() if "/code/" in i.filename)
+    start = code.header_offset + 30 + len(code.filename.encode()) + len(code.extra)
+    for offset in range(start, start + code.compress_size):  # garble the deflate stream
+        raw[offset] ^= 0x5A
+    path.write_bytes(bytes(raw))
+    with pytest.raises(WeightsError, match="not a readable TorchScript archive"):
+        inspect_torchscript(path)
+    assert main(["model", "validate", str(bundle), "--json"]) == 1
+    capsys.readouterr()
+    slide, out = str(sample_path("cmu1")), str(tmp_path / "o")
+    assert main(["predict", slide, "--model", str(bundle), "--out", out]) == 1
+    err = capsys.readouterr().err
+    assert "not a readable TorchScript archive" in err and "Traceback" not in err

@@ -77,11 +77,12 @@ def add_expression_commands(subparsers: Any) -> None:
     )
     fit.add_argument(
         "--members-from",
-        choices=["seeds", "loso"],
+        choices=["seeds", "loso", "loso+all"],
         default="seeds",
         help="seeds: --cnn-members CNNs on all training sections; loso: one CNN per "
         "training section, trained without it and scored on it (clean and perturbed; "
-        "the scores go into the bundle's validation block)",
+        "the scores go into the bundle's validation block); loso+all: the loso members "
+        "plus one CNN trained on every training section",
     )
     fit.add_argument(
         "--cnn-members", type=int, default=3, help="CNNs trained with different seeds (seeds mode)"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import tokenize
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,21 @@ class UntrustedCodeError(WeightsError):
         )
 
 
+#: what a damaged zip member raises while it is read: a bad CRC or header (BadZipFile), a
+#: corrupt deflate stream (zlib.error), a short member (EOFError), an unknown compression
+#: method (NotImplementedError), an encrypted member (RuntimeError)
+ARCHIVE_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    OSError,
+    KeyError,
+    EOFError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+)
+
+
 def inspect_torchscript(path: str | Path) -> list[CodeFinding]:
     """Every forbidden call in the archive's TorchScript source (empty list: clean)."""
     path = Path(path)
@@ -87,7 +103,7 @@ def inspect_torchscript(path: str | Path) -> list[CodeFinding]:
                     raise WeightsError(path, "TorchScript source larger than 64 MiB; refused")
                 text = archive.read(name).decode("utf-8", errors="replace")
                 findings += _scan(name.split("/code/", 1)[1], text)
-    except (zipfile.BadZipFile, OSError, KeyError) as error:
+    except ARCHIVE_ERRORS as error:
         raise WeightsError(path, f"not a readable TorchScript archive: {error}") from error
     return findings
 

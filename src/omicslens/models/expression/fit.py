@@ -46,6 +46,10 @@ from omicslens.models.expression.views import split_views
 Log = Callable[[str], None]
 
 
+#: where the CNN members' training sections come from (see FitSettings.members_from)
+MEMBER_SOURCES = ("seeds", "loso", "loso+all")
+
+
 @dataclass
 class FitSettings:
     genes: int | list[str] = 50
@@ -70,7 +74,9 @@ class FitSettings:
     #: "pooled" (one mean/SD over training spots) or "section" (standardised per section)
     targets: str = "pooled"
     #: "seeds": ``cnn_members`` CNNs on all training sections; "loso": one CNN per training
-    #: section, trained without it and scored on it (models/expression/loso.py)
+    #: section, trained without it and scored on it (models/expression/loso.py);
+    #: "loso+all": the LOSO members plus one CNN on every training section (the LOSO
+    #: members each miss a section; the last one sees them all)
     members_from: str = "seeds"
     #: the stain/texture ridge alpha: chosen on the validation sections ("val") or by
     #: leave-one-section-out over the training sections ("loso", never sees validation)
@@ -100,8 +106,10 @@ def fit_expression(
     settings = settings or FitSettings()
     if settings.augment not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {settings.augment!r}: use one of {AUGMENTATIONS}")
-    if settings.members_from not in ("seeds", "loso"):
-        raise ValueError(f"members_from must be 'seeds' or 'loso', not {settings.members_from!r}")
+    if settings.members_from not in MEMBER_SOURCES:
+        raise ValueError(
+            f"members_from must be one of {MEMBER_SOURCES}, not {settings.members_from!r}"
+        )
     started = time.monotonic()
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -115,8 +123,8 @@ def fit_expression(
     train_windows, train_targets = _windows_and_targets(train, genes, settings, log)
     val_windows, val_targets = _windows_and_targets(val, genes, settings, log)
     scaled, y_mean, y_std = standardise_targets(train_targets, settings.targets)
-    folds = held_out_folds(train) if settings.members_from == "loso" else None
-    cnn_count = len(train) if folds is not None else settings.cnn_members
+    folds = _member_folds(train, settings.members_from)
+    cnn_count = len(folds) if folds is not None else settings.cnn_members
     members: list[dict[str, Any]] = [{"kind": "cnn", "width": settings.width}] * cnn_count
     if settings.stain_texture_member:
         members = [*members, {"kind": "stain-texture"}]
@@ -140,10 +148,11 @@ def fit_expression(
     for position, member in enumerate(net.members):
         name = f"{members[position]['kind']}-{position}"
         if isinstance(member, CNNMember):
-            if folds is None:
+            if folds is None or folds[position][0] is None:
                 x_member, y_member = x_train, yn_train
             else:
                 held, rest = folds[position]
+                assert held is not None
                 x_member = np.concatenate([train_windows[i] for i in rest])
                 y_member = np.concatenate([scaled[i] for i in rest])
                 log(f"{name}: trained without {train[held].name}")
@@ -162,8 +171,8 @@ def fit_expression(
                 standard = _batched(run, _normalise(torch.from_numpy(windows))).numpy()
             return standard * y_std + y_mean
 
-        if folds is not None and isinstance(member, CNNMember):
-            held = folds[position][0]
+        held = folds[position][0] if folds is not None and position < len(folds) else None
+        if held is not None and isinstance(member, CNNMember):
             score = score_held_out(
                 predict_windows,
                 train[held],
@@ -206,6 +215,18 @@ def fit_expression(
 
 
 # -- data ------------------------------------------------------------------------------
+def _member_folds(
+    train: Sequence[Section], members_from: str
+) -> list[tuple[int | None, list[int]]] | None:
+    """(held-out section or None, training sections) per CNN member; None for seeds."""
+    if members_from == "seeds":
+        return None
+    folds: list[tuple[int | None, list[int]]] = list(held_out_folds(train))
+    if members_from == "loso+all":
+        folds.append((None, list(range(len(train)))))
+    return folds
+
+
 def _windows_and_targets(
     sections: Sequence[Section], genes: list[str], settings: FitSettings, log: Log
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
