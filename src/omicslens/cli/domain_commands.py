@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from omicslens.app.predict import INPUT_ERRORS
+from omicslens.cli.progress import ProgressPrinter
 
 EXIT_INPUT_ERROR = 1
 
@@ -75,7 +76,7 @@ def cmd_check_domain(args: argparse.Namespace) -> int:
         predictor = load_predictor(args.model, args.device)
         report = run_job(
             check_domain(args.slide, predictor, mpp=args.mpp, max_tiles=args.tiles),
-            None if args.json else _show_progress,
+            None if args.json else ProgressPrinter(),
         )
     except (*INPUT_ERRORS, NoDomainReferenceError) as error:
         if args.json:
@@ -115,7 +116,7 @@ def cmd_add_domain(args: argparse.Namespace) -> int:
                 stain_copies=args.stain_copies,
                 seed=args.seed,
             ),
-            _show_progress,
+            ProgressPrinter(),
         )
     except (*INPUT_ERRORS, ValueError) as error:
         print(file=sys.stderr)
@@ -130,7 +131,3 @@ def cmd_add_domain(args: argparse.Namespace) -> int:
     held = reference.provenance["tiles_held_out"]
     print(f"wrote {path}: {fitted} tiles fitted, {held} held out to set the scale")
     return 0
-
-
-def _show_progress(step: Any) -> None:
-    print(f"\r  {step.describe()}", end="", file=sys.stderr, flush=True)

@@ -17,6 +17,7 @@ from typing import Any
 from omicslens import __version__
 from omicslens.cli.crops_command import add_type_cells_command
 from omicslens.cli.domain_commands import add_check_domain_command
+from omicslens.cli.entry import EXIT_INTERRUPTED
 from omicslens.cli.expression_commands import add_expression_commands
 from omicslens.cli.model_commands import add_model_commands
 from omicslens.cli.predict_command import add_predict_command
@@ -26,7 +27,6 @@ from omicslens.core import OmicsLensError, open_slide
 from omicslens.core.samples import SAMPLES, sample_path
 
 EXIT_INPUT_ERROR = 1
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 def build_parser() -> argparse.ArgumentParser:

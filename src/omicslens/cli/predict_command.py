@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from omicslens.app.predict import FORMATS, INPUT_ERRORS, PredictOptions, SlideReport
+from omicslens.cli.progress import ProgressPrinter
 
 EXIT_INPUT_ERROR = 1
 SHOW_FAILURES = 10
@@ -104,7 +105,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for slide_path in args.slides:
         try:
             report = run_job(
-                predict_slide(slide_path, predictor, args.out, options), _show_progress
+                predict_slide(slide_path, predictor, args.out, options), ProgressPrinter()
             )
         except INPUT_ERRORS as error:
             report = error_report(slide_path, error, predictor)
@@ -112,10 +113,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
         _print_report(report)
         reports.append(report)
     return 0 if all(r.ok for r in reports) else EXIT_INPUT_ERROR
-
-
-def _show_progress(step: Any) -> None:
-    print(f"\r  {step.describe()}", end="", file=sys.stderr, flush=True)
 
 
 def _print_report(report: SlideReport) -> None:
@@ -159,7 +156,7 @@ def _cohort(args: argparse.Namespace, options: PredictOptions) -> int:
         )
         report = run_job(
             predict_cohort(args.slides, args.model, args.out, options, settings),
-            _show_progress,
+            ProgressPrinter(),
         )
     except INPUT_ERRORS as error:
         print(f"omicslens: error: {error}", file=sys.stderr)
