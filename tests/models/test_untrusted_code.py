@@ -184,3 +184,21 @@ def test_a_damaged_deflate_stream_in_the_code_is_a_weights_error(tmp_path, capsy
     assert main(["predict", slide, "--model", str(bundle), "--out", out]) == 1
     err = capsys.readouterr().err
     assert "not a readable TorchScript archive" in err and "Traceback" not in err
+
+
+def test_trust_code_on_the_command_line_runs_it_and_the_outputs_say_so(tmp_path) -> None:
+    import anndata
+
+    from omicslens.core.samples import sample_path
+
+    target = tmp_path / "read-by-the-model.bin"
+    target.write_bytes(bytes(4))
+    bundle = _evil_bundle(tmp_path / "evil", ReadsAFile(str(target)))
+    out = tmp_path / "o"
+    slide = str(sample_path("cmu1"))
+    args = ["predict", slide, "--model", str(bundle), "--out", str(out), "--format", "h5ad"]
+    assert main([*args, "--trust-code"]) == 0
+    done = json.loads(next(out.rglob("done.json")).read_text())
+    assert done["trusted_code"] is True
+    table = anndata.read_h5ad(next(out.rglob("tiles.h5ad")))
+    assert bool(table.uns["omicslens"]["trusted_code"]) is True

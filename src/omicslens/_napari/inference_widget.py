@@ -7,6 +7,7 @@ into layers. See :mod:`omicslens._napari.live_inference` for the threading of in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ from omicslens._napari.live_inference import LiveInference
 from omicslens._napari.measured_panel import MeasuredPanel
 from omicslens._napari.similarity_panel import SimilarityPanel
 from omicslens._napari.state import viewer_state
+from omicslens._napari.trust_prompt import ask_to_trust
 from omicslens.core.genesets import OutputCombination, available_gene_sets, single_output
 from omicslens.core.samples import bundled_tile_models
 
@@ -51,7 +53,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def _open_session(
-    slide: Any, bundle_path: str, device: str, min_tissue: float = 0.25
+    slide: Any, bundle_path: str, device: str, min_tissue: float = 0.25, trust_code: bool = False
 ) -> tuple[Any, Any]:
     """Worker: :func:`omicslens.app.tiles.open_session`; a problem with the user's input
     (a broken bundle, an unavailable device) comes back as ``(None, error)`` so the widget
@@ -60,7 +62,7 @@ def _open_session(
     from omicslens.core.errors import OmicsLensError
 
     try:
-        return open_session(slide, bundle_path, device, min_tissue)
+        return open_session(slide, bundle_path, device, min_tissue, trust_code=trust_code)
     except OmicsLensError as error:
         return None, error
 
@@ -73,6 +75,8 @@ class InferenceWidget(QWidget):
         self.viewer = napari_viewer
         self.state = viewer_state(napari_viewer)
         self.live: LiveInference | None = None
+        #: asked before running TorchScript that touches files (tests answer for the user)
+        self.confirm_trust: Callable[[QWidget, BaseException], bool] = ask_to_trust
         #: Output (gene or set label) to select once a model is loaded (``view --output``).
         self.initial_output: str | None = None
         self._worker: Any = None
@@ -242,8 +246,9 @@ class InferenceWidget(QWidget):
         self.model_combo.setCurrentIndex(index)
 
     # -- loading -------------------------------------------------------------------------
-    def load_model(self) -> None:
-        """Prepare the chosen model for the chosen slide layer, off the main thread."""
+    def load_model(self, trust_code: bool = False) -> None:
+        """Prepare the chosen model for the chosen slide layer, off the main thread.
+        ``trust_code`` only after the user said yes to :attr:`confirm_trust`."""
         layer = self._slide_layer()
         bundle_path = self.model_combo.currentData()
         if layer is None or not bundle_path:
@@ -253,7 +258,11 @@ class InferenceWidget(QWidget):
         self.start_button.setEnabled(False)
         self.status.setText(f"Loading {Path(bundle_path).name}…")
         worker = thread_worker(_open_session, start_thread=False)(
-            slide_of(layer), bundle_path, self.device_combo.currentText(), self.tissue_spin.value()
+            slide_of(layer),
+            bundle_path,
+            self.device_combo.currentText(),
+            self.tissue_spin.value(),
+            trust_code,
         )
         worker.returned.connect(lambda result: self._session_ready(layer, *result))
         worker.errored.connect(self._load_failed)
@@ -266,6 +275,11 @@ class InferenceWidget(QWidget):
 
     def _session_ready(self, layer: Any, session: InferenceSession | None, raster: Any) -> None:
         if session is None:
+            from omicslens.models.torchscript_check import UntrustedCodeError
+
+            if isinstance(raster, UntrustedCodeError) and self.confirm_trust(self, raster):
+                self.load_model(trust_code=True)
+                return
             self._load_failed(raster)
             return
         self.start_button.setEnabled(True)
@@ -293,9 +307,10 @@ class InferenceWidget(QWidget):
         self.measured.session_changed()
         device = session.predictor.device
         tissue = int(session.tissue_tiles.sum())
+        trusted = " Running code you chose to trust." if session.predictor.trust_code else ""
         self.status.setText(
             f"{session.bundle.name} on {device}: {tissue} tissue tiles of "
-            f"{session.grid.tile_um:g} um; {session.store.done_count} already predicted."
+            f"{session.grid.tile_um:g} um; {session.store.done_count} already predicted." + trusted
         )
 
     def _fill_outputs(self, session: InferenceSession) -> None:

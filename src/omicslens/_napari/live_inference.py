@@ -80,7 +80,11 @@ class LiveInference(QObject):
             output_names=names,
             colormap=colormap,
             opacity=opacity,
-            metadata={"bundle_hash": session.bundle.bundle_hash, "slide": slide_layer.name},
+            metadata={
+                "bundle_hash": session.bundle.bundle_hash,
+                "slide": slide_layer.name,
+                "trusted_code": bool(session.predictor.trust_code),
+            },
         )
         self._pending: list[BatchResult] = []
         self._errors: list[str] = []

@@ -319,6 +319,7 @@ def _write_outputs(
             "model": bundle.name,
             "bundle_hash": bundle.bundle_hash,
             "slide": str(slide_path),
+            "trusted_code": bool(session.predictor.trust_code),
             **(
                 {
                     "domain_verdict": domain.verdict,

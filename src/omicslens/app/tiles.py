@@ -176,6 +176,7 @@ def open_session(
     model: str | Path,
     device: str | None = None,
     min_tissue: float = 0.25,
+    trust_code: bool = False,
 ) -> tuple[InferenceSession, np.ndarray]:
     """The slide prepared for ``model`` (grid, tissue, cache, predictor on its device)
     and the cached raster of its first output: what the viewer needs to start.
@@ -188,5 +189,6 @@ def open_session(
         str(model),
         device=None if device in (None, "auto") else device,
         tissue_settings=TissueSettings(min_tile_fraction=min_tissue),
+        trust_code=trust_code,
     )
     return session, session.store.raster(0)

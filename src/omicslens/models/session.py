@@ -53,8 +53,10 @@ class InferenceSession:
         cache: Path | bool | None = True,
         tissue_settings: TissueSettings | None = None,
         predictor: Predictor | None = None,
+        trust_code: bool = False,
     ) -> InferenceSession:
-        """Prepare ``slide`` for ``bundle``. ``cache=False`` keeps predictions in memory."""
+        """Prepare ``slide`` for ``bundle``. ``cache=False`` keeps predictions in memory;
+        ``trust_code`` runs TorchScript that calls file or process ops (refused otherwise)."""
         if not isinstance(bundle, ModelBundle):
             bundle = load_bundle(bundle)
         config = bundle.config
@@ -78,7 +80,9 @@ class InferenceSession:
                 model_name=bundle.name,
             )
         if predictor is None:
-            predictor = Predictor(bundle, device=device, batch_size=batch_size)
+            predictor = Predictor(
+                bundle, device=device, batch_size=batch_size, trust_code=trust_code
+            )
         return cls(slide, bundle, predictor, grid, tissue, tissue_tiles, store)
 
     def read_patch(self, index: int) -> np.ndarray:
