@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     inference.set_defaults(handler=cmd_bench_inference, passthrough=True)
+    decode = bench_kinds.add_parser(
+        "decode", help="decode CPU per patch: per-patch decoding vs the shared tile cache"
+    )
+    decode.set_defaults(handler=cmd_bench_decode, passthrough=True)
     cohort = bench_kinds.add_parser(
         "cohort", help="a cohort on one process vs a dask LocalCluster", add_help=False
     )
@@ -203,6 +207,12 @@ def cmd_bench_io(args: argparse.Namespace) -> int:
     from omicslens.bench import io as bench_io
 
     return int(bench_io.main(list(args.extra)) or 0)
+
+
+def cmd_bench_decode(args: argparse.Namespace) -> int:
+    from omicslens.bench import decode as bench_decode
+
+    return int(bench_decode.main(list(args.extra)) or 0)
 
 
 def cmd_bench_cohort(args: argparse.Namespace) -> int:

@@ -12,11 +12,14 @@ Two consumers read pixels, with different needs:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import dask.array as da
 import numpy as np
+
+from omicslens.core.chunk_cache import new_token, shared_cache
 
 #: Target edge of a dask chunk handed to napari, in pixels.
 DASK_CHUNK_TARGET = 1024
@@ -59,6 +62,9 @@ class NativeLevel:
     axes: str
     tile: tuple[int, int] | None = None
     compression: str | None = None
+    #: read whole chunks through the shared decoded-tile cache (core/chunk_cache.py)
+    cache_chunks: bool = True
+    _token: int = field(default_factory=new_token, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if "Y" not in self.axes or "X" not in self.axes:
@@ -71,6 +77,7 @@ class NativeLevel:
         kept = [a for a in self.axes if a in ("Y", "X") or a == self._channel]
         order = ["Y", "X"] + ([self._channel] if self._channel else [])
         self._transpose = tuple(kept.index(a) for a in order)
+        self._chunk_yx = _chunk_plane(self.array, self.axes) if self.cache_chunks else None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -102,6 +109,29 @@ class NativeLevel:
         return block
 
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        if self._chunk_yx is None:
+            return self._read_direct(y0, y1, x0, x1)
+        chunk_h, chunk_w = self._chunk_yx
+        height, width, channels = self.shape
+        out = np.empty((y1 - y0, x1 - x0, channels), dtype=self.dtype)
+        cache = shared_cache()
+        for cy in range(y0 // chunk_h, (y1 - 1) // chunk_h + 1):
+            top = cy * chunk_h
+            bottom = min(height, top + chunk_h)
+            for cx in range(x0 // chunk_w, (x1 - 1) // chunk_w + 1):
+                left = cx * chunk_w
+                right = min(width, left + chunk_w)
+                tile = cache.get(
+                    (self._token, cy, cx), partial(self._read_direct, top, bottom, left, right)
+                )
+                ty0, ty1 = max(y0, top), min(y1, bottom)
+                tx0, tx1 = max(x0, left), min(x1, right)
+                out[ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0] = tile[
+                    ty0 - top : ty1 - top, tx0 - left : tx1 - left
+                ]
+        return out
+
+    def _read_direct(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         block = np.asarray(self.array[self._index(slice(y0, y1), slice(x0, x1))])
         return np.ascontiguousarray(self._to_yxc(block))
 
@@ -149,6 +179,21 @@ class DaskLevel:
 
     def as_dask(self) -> da.Array:
         return self.array
+
+
+def _chunk_plane(array: Any, axes: str) -> tuple[int, int] | None:
+    """(rows, cols) of a zarr array's chunks in the image plane, or None when the array
+    is not chunked (a decoded image, a numpy array) or a chunk is the whole plane."""
+    chunks = getattr(array, "chunks", None)
+    if not hasattr(array, "store") or not isinstance(chunks, tuple):
+        return None
+    if len(chunks) != len(axes) or not all(isinstance(c, int) and c > 0 for c in chunks):
+        return None
+    rows, cols = chunks[axes.index("Y")], chunks[axes.index("X")]
+    shape = array.shape
+    if rows >= shape[axes.index("Y")] and cols >= shape[axes.index("X")]:
+        return None
+    return int(rows), int(cols)
 
 
 def _native_chunk(array: Any, axis_index: int, tile: tuple[int, int] | None, axis: str) -> int:
