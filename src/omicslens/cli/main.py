@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
         "decode", help="decode CPU per patch: per-patch decoding vs the shared tile cache"
     )
     decode.set_defaults(handler=cmd_bench_decode, passthrough=True)
+    peer = bench_kinds.add_parser(
+        "peer", help="omicslens predict vs wsinfer run on the same slide and model"
+    )
+    peer.set_defaults(handler=cmd_bench_peer, passthrough=True)
     cohort = bench_kinds.add_parser(
         "cohort", help="a cohort on one process vs a dask LocalCluster", add_help=False
     )
@@ -213,6 +217,12 @@ def cmd_bench_decode(args: argparse.Namespace) -> int:
     from omicslens.bench import decode as bench_decode
 
     return int(bench_decode.main(list(args.extra)) or 0)
+
+
+def cmd_bench_peer(args: argparse.Namespace) -> int:
+    from omicslens.bench import peer as bench_peer
+
+    return int(bench_peer.main(list(args.extra)) or 0)
 
 
 def cmd_bench_cohort(args: argparse.Namespace) -> int:
