@@ -161,3 +161,28 @@ def test_read_errors_are_reported_and_not_retried() -> None:
 def test_invalid_batch_size() -> None:
     with pytest.raises(ValueError, match="batch_size"):
         TileScheduler(GRID, LockableSource(), predict, PredictionStore(GRID, ["v"]), batch_size=0)
+
+
+def test_a_new_view_starts_with_a_small_batch_then_full_ones() -> None:
+    source = LockableSource()
+    scheduler, results = _scheduler(source, readers=2, first_batch=1)
+    try:
+        scheduler.request_view(0, 0, 1000, 400)  # 40 tiles
+        assert scheduler.wait_idle(10)
+        scheduler.request_view(1000, 1000, 2000, 1400)  # a camera move: 40 new tiles
+        assert scheduler.wait_idle(10)
+    finally:
+        scheduler.stop()
+    sizes = [len(r.indices) for r in results]
+    assert sizes == [1] + [4] * 9 + [3] + [1] + [4] * 9 + [3]
+    assert scheduler.first_batch == 1
+
+
+def test_whole_slide_jobs_keep_full_batches() -> None:
+    scheduler, results = _scheduler(LockableSource(), first_batch=1)
+    try:
+        scheduler.request_all()
+        assert scheduler.wait_idle(10)
+    finally:
+        scheduler.stop()
+    assert {len(r.indices) for r in results} == {4}

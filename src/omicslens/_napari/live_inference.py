@@ -26,8 +26,11 @@ from omicslens.core.genesets import OutputCombination, single_output
 from omicslens.core.scheduler import BatchResult, SchedulerStats
 from omicslens.models.session import InferenceSession
 
-DRAIN_MS = 100
-DEBOUNCE_MS = 120
+#: at most one view plan per this many ms while the camera keeps moving; the first move
+#: after a pause is planned at once and the view the user settles on always is
+THROTTLE_MS = 100
+#: tiles in the first batch after a camera move (see TileScheduler.first_batch)
+FIRST_BATCH = 2
 DOMAIN_EVERY_S = 1.0  # how often the dock's domain verdict is recomputed while tiles arrive
 
 
@@ -54,6 +57,7 @@ class LiveInference(QObject):
     error = Signal(str)
     #: DomainVerdict of the tissue tiles predicted so far (computed in the job thread)
     domain_changed = Signal(object)
+    _results_ready = Signal()  # emitted by the worker thread; drained on the main thread
 
     def __init__(
         self,
@@ -91,15 +95,17 @@ class LiveInference(QObject):
         self._lock = threading.Lock()
         self._stale = False  # tiles written to the layer but not drawn yet
         self.view_tiles = np.empty(0, dtype=np.int64)  # what the current view asked for
-        self.scheduler = session.scheduler(on_result=self._from_worker, on_error=self._worker_error)
-        self._drain_timer = QTimer(self)
-        self._drain_timer.setInterval(DRAIN_MS)
-        self._drain_timer.timeout.connect(self.drain)
-        self._drain_timer.start()
-        self._debounce = QTimer(self)
-        self._debounce.setSingleShot(True)
-        self._debounce.setInterval(DEBOUNCE_MS)
-        self._debounce.timeout.connect(self.update_view)
+        self.scheduler = session.scheduler(
+            on_result=self._from_worker, on_error=self._worker_error, first_batch=FIRST_BATCH
+        )
+        # the worker signals each finished batch (queued onto the main thread) instead of
+        # a 10 Hz poll, which added up to 100 ms before a new tile could be drawn
+        self._results_ready.connect(self.drain)
+        self._throttle = QTimer(self)
+        self._throttle.setSingleShot(True)
+        self._throttle.setInterval(THROTTLE_MS)
+        self._throttle.timeout.connect(self._throttle_done)
+        self._moved_while_throttled = False
         self.follow_view = False
         self.set_follow_view(follow_view)
 
@@ -107,11 +113,19 @@ class LiveInference(QObject):
     def _from_worker(self, result: BatchResult) -> None:
         with self._lock:
             self._pending.append(result)
+        self._notify()
 
     def _worker_error(self, index: int, error: BaseException) -> None:
         where = f"tile {index}" if index >= 0 else "a batch"
         with self._lock:
             self._errors.append(f"{where}: {error}")
+        self._notify()
+
+    def _notify(self) -> None:
+        try:
+            self._results_ready.emit()
+        except RuntimeError:  # the layer was closed while a batch finished
+            pass
 
     # -- main thread ------------------------------------------------------------------------
     def set_follow_view(self, follow: bool) -> None:
@@ -131,7 +145,17 @@ class LiveInference(QObject):
         if self._stale:
             self._stale = False
             self.overlay.redraw()
-        self._debounce.start()  # restart: only the view the user settles on is planned
+        if self._throttle.isActive():
+            self._moved_while_throttled = True  # planned when the throttle ends
+            return
+        self.update_view()  # the first move after a pause is planned at once
+        self._throttle.start()
+
+    def _throttle_done(self) -> None:
+        if self._moved_while_throttled:
+            self._moved_while_throttled = False
+            self.update_view()
+            self._throttle.start()
 
     def _on_screen(self, indices: np.ndarray) -> bool:
         x0, y0, x1, y1 = visible_rect(self.viewer, self.slide_layer)
@@ -139,7 +163,7 @@ class LiveInference(QObject):
         return bool(np.isin(indices, visible).any())
 
     def update_view(self) -> int:
-        """Plan the tiles on screen now (also called by the camera debounce)."""
+        """Plan the tiles on screen now (also called on camera moves, throttled)."""
         x0, y0, x1, y1 = visible_rect(self.viewer, self.slide_layer)
         self.view_tiles = self.scheduler.wanted(self.session.grid.tiles_in_rect(x0, y0, x1, y1))
         return self.scheduler.request_view(x0, y0, x1, y1)
@@ -226,8 +250,7 @@ class LiveInference(QObject):
             return stopper  # type: ignore[no-any-return]
         with contextlib.suppress(RuntimeError, AttributeError):  # viewer being torn down
             self.set_follow_view(False)
-        self._drain_timer.stop()
-        self._debounce.stop()
+        self._throttle.stop()
         stop = threading.Thread(target=self.scheduler.stop, name="omicslens-stop", daemon=True)
         stop.start()
         self._stopper = stop

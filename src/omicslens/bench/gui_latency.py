@@ -6,8 +6,9 @@ a running Qt event loop (``QEventLoop.exec``), as in ``napari.run()``:
 
 - **latency**: the camera jumps to a random place and zoom; we record when the overlay
   first receives a newly visible tile and when it holds every visible tissue tile. The
-  path timed is the real one: napari's camera event, ``LiveInference``'s 120 ms
-  debounce, the scheduler, and the 10 Hz drain timer into the overlay layer.
+  path timed is the real one: napari's camera event, ``LiveInference``'s throttled
+  planning, the scheduler (a small first batch for a new view), and the worker's
+  signal that drains each finished batch into the overlay layer.
 - **stall**: a 5 ms precise ``QTimer`` records its ticks while a whole-slide job runs;
   the largest gap between ticks is the longest the event loop was unable to run.
 - **memory**: RSS (psutil) while the camera pans and zooms at random for a while,

@@ -75,12 +75,18 @@ class TileScheduler:
         on_result: Callable[[BatchResult], None] | None = None,
         on_error: Callable[[int, BaseException], None] | None = None,
         flush_seconds: float = 5.0,
+        first_batch: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.grid = grid
         self.store = store
         self.batch_size = batch_size
+        #: tiles in the first batch after a new view: a few, so the first new tile is on
+        #: screen after a couple of reads rather than a whole batch of them (the
+        #: predictor still pads the batch to its full size: same values either way)
+        self.first_batch = max(1, min(first_batch or batch_size, batch_size))
+        self._view_is_new = False
         self.read_ahead = read_ahead or 2 * batch_size
         self._read_patch = read_patch
         self._predict = predict_batch
@@ -124,6 +130,8 @@ class TileScheduler:
         """
         visible = self.grid.tiles_in_rect(x0, y0, x1, y1)
         ordered = self.grid.centre_first(self.wanted(visible), (x0 + x1) / 2, (y0 + y1) / 2)
+        with self._cond:
+            self._view_is_new = True
         return self._replace_plan(ordered.tolist())
 
     def request_tiles(self, indices: np.ndarray) -> int:
@@ -241,7 +249,9 @@ class TileScheduler:
                 return None
             self._top_up()
             self._busy = True
-            return list(self._inflight.items())[: self.batch_size]
+            size = self.first_batch if self._view_is_new else self.batch_size
+            self._view_is_new = False
+            return list(self._inflight.items())[:size]
 
     def _run(self) -> None:
         while True:

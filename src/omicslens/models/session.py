@@ -94,8 +94,10 @@ class InferenceSession:
         on_error: Callable[[int, BaseException], None] | None = None,
         readers: int = 2,
         skip_background: bool = True,
+        first_batch: int | None = None,
     ) -> TileScheduler:
-        """A running scheduler over this session's tiles (stop it when done)."""
+        """A running scheduler over this session's tiles (stop it when done);
+        ``first_batch`` tiles go first after each new view (the viewer: a few)."""
         return TileScheduler(
             self.grid,
             self.read_patch,
@@ -106,4 +108,5 @@ class InferenceSession:
             readers=readers,
             on_result=on_result,
             on_error=on_error,
+            first_batch=first_batch,
         )
