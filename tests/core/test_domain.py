@@ -102,6 +102,18 @@ def test_non_finite_features_are_infinitely_far() -> None:
         (lambda d: d.update(scale=-1), "scale must be a positive"),
         (lambda d: d["output_std"].__setitem__(0, 0.0), "standard deviations"),
         (lambda d: d["feature_mean"].__setitem__(0, float("nan")), "NaN"),
+        (lambda d: d.update(colour_features=float("inf")), "colour_features must be a whole"),
+        (lambda d: d.update(colour_features=True), "colour_features must be a whole"),
+        (lambda d: d["output_mean"].__setitem__(0, 1e308), "absurdly large"),
+        (lambda d: d.update(output_mean=[str(v) for v in d["output_mean"]]), "list of numbers"),
+        (lambda d: d.update(output_mean=None), "list of numbers"),
+        (lambda d: d.update(scale="0.9"), "scale must be a number"),
+        (lambda d: d.update(rules={"in_domain": "x"}), "rules.in_domain must be a number"),
+        (lambda d: d.update(rules={"in_domain": 0.2, "out_of_domain": 0.9}), "rules need"),
+        (lambda d: d.update(rules={"min_tiles": -1}), "rules.min_tiles"),
+        (lambda d: d.update(rules=[1]), "rules must be a JSON object"),
+        (lambda d: d.update(quantiles={"q50": "x"}), "quantiles.q50 must be a number"),
+        (lambda d: d.update(provenance=[1, 2]), "provenance must be a JSON object"),
     ],
 )
 def test_a_broken_domain_json_is_a_typed_error_naming_the_file(tmp_path, mutate, problem):
@@ -123,3 +135,10 @@ def test_unreadable_domain_json(tmp_path) -> None:
     path.write_text("[]")
     with pytest.raises(DomainReferenceError, match="JSON object"):
         DomainReference.from_file(path)
+
+
+@pytest.mark.parametrize("make", [lambda p: p.mkdir(), lambda p: __import__("os").mkfifo(p)])
+def test_a_domain_json_that_is_not_a_file_is_typed(tmp_path, make):
+    make(tmp_path / "domain.json")  # a FIFO would block the read; neither is "no reference"
+    with pytest.raises(DomainReferenceError, match="not a regular file"):
+        load_reference(tmp_path)

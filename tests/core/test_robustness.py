@@ -129,3 +129,28 @@ def test_the_bundled_model_carries_its_c6_report() -> None:
     assert report.clean.mean_pearson == pytest.approx(
         validation["mean_pearson"]["ensemble"], abs=1e-3
     )
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda p: p.write_text("[" * 100_000 + "]" * 100_000), "not readable JSON"),
+        (lambda p: p.mkdir(), "not a regular file"),
+        (lambda p: __import__("os").mkfifo(p), "not a regular file"),  # would block a read
+    ],
+)
+def test_a_deep_or_special_robustness_json_is_typed(tmp_path: Path, make, problem: str) -> None:
+    path = tmp_path / REPORT_FILE
+    make(path)
+    with pytest.raises(RobustnessReportError, match=problem) as raised:
+        load_bundle_robustness(tmp_path)
+    assert str(path) in str(raised.value)
+
+
+def test_a_robustness_json_with_infinite_n_spots_is_typed(tmp_path: Path) -> None:
+    path = write_report(_report(), tmp_path / REPORT_FILE)
+    data = json.loads(path.read_text())
+    data["n_spots"] = float("inf")
+    path.write_text(json.dumps(data))
+    with pytest.raises(RobustnessReportError, match="malformed report"):
+        read_report(path)

@@ -91,3 +91,41 @@ def test_wrong_embedding_width_is_refused() -> None:
     reference = CellReference.fit(x, y, ["a", "b", "c"], components=4)
     with pytest.raises(ValueError, match="expected"):
         reference.distance(np.zeros((2, 5)))
+
+
+def _written(tmp_path: Path) -> Path:
+    x, y = clusters(200)
+    CellReference.fit(x, y, ["a", "b", "c"], components=4).write(tmp_path)
+    return tmp_path / "cell_reference.json"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "problem"),
+    [
+        (lambda d: None, "expected a JSON object"),
+        (lambda d: [d], "expected a JSON object"),
+        (lambda d: {**d, "mean": [float("nan")] * len(d["mean"])}, "mean holds NaN"),
+        (lambda d: {**d, "class_means": [["x"] * 4] * 3}, "class_means must be"),
+        (lambda d: {**d, "scale": float("inf")}, "scale must be a positive"),
+        (lambda d: {**d, "scale": "8.8"}, "scale must be a number"),
+        (lambda d: {**d, "threshold": float("nan")}, "threshold must be a positive"),
+        (lambda d: {**d, "classes": ["a", "b"]}, "class_means has shape"),
+        (lambda d: {**d, "classes": [1, 2, 3]}, "classes must be a list"),
+        (lambda d: {**d, "components": [[1.0], [2.0, 3.0]]}, "ragged"),
+        (lambda d: {**d, "provenance": [1]}, "provenance must be"),
+        (lambda d: {k: v for k, v in d.items() if k != "precision"}, "missing field"),
+    ],
+)
+def test_malformed_cell_reference_is_typed_and_named(tmp_path: Path, mutate, problem) -> None:
+    path = _written(tmp_path)
+    path.write_text(json.dumps(mutate(json.loads(path.read_text()))))
+    with pytest.raises(CellReferenceError, match=problem) as raised:
+        load_cell_reference(tmp_path)
+    assert str(path) in str(raised.value)
+
+
+@pytest.mark.parametrize("make", [lambda p: p.mkdir(), lambda p: __import__("os").mkfifo(p)])
+def test_a_cell_reference_that_is_not_a_file_is_typed(tmp_path: Path, make) -> None:
+    make(tmp_path / "cell_reference.json")
+    with pytest.raises(CellReferenceError, match="not a regular file"):
+        load_cell_reference(tmp_path)

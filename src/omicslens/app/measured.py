@@ -56,7 +56,12 @@ def compare_with_measured(
     predictor: Predictor,
     batch: int = SPOT_BATCH,
 ) -> Generator[Progress, None, MeasuredComparison]:
-    """Predict at every spot (yielding progress per batch), then score per gene."""
+    """Predict at every spot (yielding progress per batch), then score per gene.
+
+    Spots whose centre is not on the slide are skipped with a warning; none on it is a
+    typed error (positions of another image, or of another resolution)."""
+    width, height = slide.dimensions
+    measured = measured.inside(width, height, slide.path)
     rows = []
     total = measured.n_spots
     for start in range(0, total, batch):

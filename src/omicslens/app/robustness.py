@@ -47,6 +47,8 @@ def robustness_job(
     """Predict at every spot clean and perturbed (progress per batch and perturbation),
     then score; returns the report. An identity perturbation is added first if missing."""
     started = time.monotonic()
+    width, height = slide.dimensions  # spots off the slide: skipped, or a typed error
+    measured = measured.inside(width, height, slide.path)
     genes, columns, uncertainty = _scored_outputs(measured, predictor)
     chosen = _with_identity(perturbations)
     images = [p for p in chosen if p.on_image]

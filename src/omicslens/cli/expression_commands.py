@@ -350,7 +350,7 @@ def cmd_evaluate_expression(args: argparse.Namespace) -> int:
         return EXIT_INPUT_ERROR
     if not result.genes:
         problem = (
-            f"{measured.source}: none of the {len(result.unmeasured)} outputs of "
+            f"{args.measured} ({measured.source}): none of the {len(result.unmeasured)} outputs of "
             f"{predictor.bundle.name} was measured (e.g. {', '.join(result.unmeasured[:5])}); "
             "nothing to compare"
         )

@@ -215,6 +215,8 @@ class DomainReference:
     @classmethod
     def from_file(cls, path: str | Path) -> DomainReference:
         path = Path(path)
+        if not path.is_file():  # a FIFO would block the read, a folder is no reference
+            raise DomainReferenceError(path, "not a regular file")
         try:
             if path.stat().st_size > 64 * 2**20:
                 raise DomainReferenceError(path, "larger than 64 MiB; not a domain reference")
@@ -232,9 +234,9 @@ class DomainReference:
                 path, f"spec_version {data.get('spec_version')!r}; this OmicsLens reads 1"
             )
         try:
-            colour = int(data["colour_features"])
+            colour = _count(path, "colour_features", data["colour_features"], 1)
             arrays = {
-                key: np.asarray(data[key], dtype=np.float64)
+                key: _numbers(path, key, data[key])
                 for key in (
                     "output_mean",
                     "output_std",
@@ -244,10 +246,15 @@ class DomainReference:
                     "whitening",
                 )
             }
-            scale = float(data["scale"])
-            rules = VerdictRules(**dict(data.get("rules", {})))
-        except (KeyError, TypeError, ValueError) as error:
-            raise DomainReferenceError(path, f"missing or malformed field ({error})") from None
+            scale = _number(path, "scale", data["scale"])
+            rules = _rules(path, data.get("rules", {}))
+            quantiles = {
+                str(k): _number(path, f"quantiles.{k}", v)
+                for k, v in _mapping(path, "quantiles", data.get("quantiles", {})).items()
+            }
+            provenance = dict(_mapping(path, "provenance", data.get("provenance", {})))
+        except KeyError as error:
+            raise DomainReferenceError(path, f"missing or malformed field (no {error})") from None
         k = arrays["output_mean"].shape[0] if arrays["output_mean"].ndim == 1 else -1
         m = arrays["output_components"].shape[1] if arrays["output_components"].ndim == 2 else -1
         d = colour + m
@@ -274,10 +281,80 @@ class DomainReference:
             colour_features=colour,
             scale=scale,
             rules=rules,
-            quantiles={str(k): float(v) for k, v in dict(data.get("quantiles", {})).items()},
-            provenance=dict(data.get("provenance", {})),
+            quantiles=quantiles,
+            provenance=provenance,
             **arrays,
         )
+
+
+#: the largest magnitude a stored statistic may have (larger ones overflow the distance)
+MAX_MAGNITUDE = 1e12
+
+
+def _mapping(path: str | Path, key: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise DomainReferenceError(path, f"{key} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _number(path: str | Path, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DomainReferenceError(path, f"{key} must be a number, got {value!r:.40}")
+    if not (math.isfinite(value) and abs(value) <= MAX_MAGNITUDE):
+        raise DomainReferenceError(path, f"{key} is {value!r}, not a finite number of sane size")
+    return float(value)
+
+
+def _count(path: str | Path, key: str, value: Any, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= 10**6:
+        raise DomainReferenceError(
+            path, f"{key} must be a whole number >= {least}, got {value!r:.40}"
+        )
+    return value
+
+
+def number_array(key: str, value: Any, limit: float = MAX_MAGNITUDE) -> np.ndarray:
+    """A (nested) JSON list of plain finite numbers of magnitude <= ``limit`` as float64.
+
+    Strings, nulls, booleans and ragged lists are refused with a ``ValueError``
+    naming ``key`` (callers wrap it in their own file-naming error; the reference banks
+    ``domain.json`` and ``cell_reference.json`` share it)."""
+    if not isinstance(value, list):
+        raise ValueError(f"{key} must be a list of numbers")
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        raise ValueError(f"{key} is a ragged list") from None
+    if array.dtype.kind not in "iuf" or array.size == 0:
+        raise ValueError(f"{key} must be a non-empty list of numbers")
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)) or np.any(np.abs(array) > limit):
+        raise ValueError(f"{key} holds NaN, infinite or absurdly large values")
+    return array
+
+
+def _numbers(path: str | Path, key: str, value: Any) -> np.ndarray:
+    try:
+        return number_array(key, value)
+    except ValueError as error:
+        raise DomainReferenceError(path, str(error)) from None
+
+
+def _rules(path: str | Path, value: Any) -> VerdictRules:
+    given = _mapping(path, "rules", value)
+    unknown = set(given) - {"in_domain", "out_of_domain", "min_tiles"}
+    if unknown:
+        raise DomainReferenceError(path, f"rules has unknown keys {sorted(unknown)}")
+    rules = VerdictRules(
+        in_domain=_number(path, "rules.in_domain", given.get("in_domain", 0.8)),
+        out_of_domain=_number(path, "rules.out_of_domain", given.get("out_of_domain", 0.5)),
+        min_tiles=_count(path, "rules.min_tiles", given.get("min_tiles", 20), 0),
+    )
+    if not 0 <= rules.out_of_domain <= rules.in_domain <= 1:
+        raise DomainReferenceError(
+            path, "rules need 0 <= out_of_domain <= in_domain <= 1 (fractions of tiles)"
+        )
+    return rules
 
 
 def fit_reference(
@@ -365,7 +442,7 @@ def _raw_distance(ref: DomainReference, colour: np.ndarray, outputs: np.ndarray)
 def load_reference(folder: str | Path) -> DomainReference | None:
     """The bundle folder's ``domain.json``, or None when it has none."""
     path = Path(folder) / DOMAIN_FILE
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return None
     return DomainReference.from_file(path)
 

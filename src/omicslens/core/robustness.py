@@ -314,26 +314,36 @@ def write_report(report: RobustnessReport, path: str | Path) -> Path:
     return write_text_atomic(path, json.dumps(report.as_dict(), indent=2, allow_nan=False) + "\n")
 
 
+#: a report larger than this is refused before it is parsed
+MAX_REPORT_BYTES = 64 * 2**20
+
+
 def read_report(path: str | Path) -> RobustnessReport:
     path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        raise RobustnessReportError(path, "does not exist")
+    if not path.is_file():  # a FIFO would block the read, a folder is no report
+        raise RobustnessReportError(path, "not a regular file")
     try:
+        if path.stat().st_size > MAX_REPORT_BYTES:
+            raise RobustnessReportError(path, "larger than 64 MiB; not a robustness report")
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise RobustnessReportError(path, "does not exist") from exc
-    except (OSError, ValueError) as exc:
-        raise RobustnessReportError(path, f"not readable JSON ({exc})") from exc
+    except (OSError, ValueError, RecursionError) as exc:
+        raise RobustnessReportError(path, f"not readable JSON ({type(exc).__name__})") from None
     if not isinstance(data, dict) or data.get("format") != "omicslens-robustness":
         raise RobustnessReportError(path, "not an omicslens robustness report")
     try:
         return RobustnessReport.from_dict(data)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise RobustnessReportError(path, f"malformed report ({exc!r})") from exc
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise RobustnessReportError(path, f"malformed report ({exc!r:.300})") from None
 
 
 def load_bundle_robustness(bundle_folder: str | Path) -> RobustnessReport | None:
     """The ``robustness.json`` a bundle folder carries, or None when it has none."""
     path = Path(bundle_folder) / REPORT_FILE
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return None
     return read_report(path)
 

@@ -20,6 +20,7 @@ Numpy only; the embeddings come from :class:`omicslens.hemato.typing.TypingModel
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from omicslens.core.atomic import write_text_atomic
+from omicslens.core.domain import number_array
 from omicslens.hemato.errors import HematoError
 
 REFERENCE_FILE = "cell_reference.json"
@@ -189,36 +191,75 @@ class CellReference:
         return path
 
 
+#: a reference file larger than this is refused before it is parsed
+MAX_REFERENCE_BYTES = 64 * 2**20
+
+
 def load_cell_reference(folder: str | Path) -> CellReference | None:
     """The bundle's reference, None when it has none; typed error when it is unusable."""
     path = Path(folder) / REFERENCE_FILE
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return None
+    if not path.is_file():  # a FIFO would block the read, a folder is no reference
+        raise CellReferenceError(path, "not a regular file")
     try:
+        if path.stat().st_size > MAX_REFERENCE_BYTES:
+            raise CellReferenceError(path, "larger than 64 MiB; not a cell reference")
         data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise CellReferenceError(path, "expected a JSON object")
         if data.get("spec_version") != SPEC_VERSION:
-            raise CellReferenceError(path, f"unsupported spec_version {data.get('spec_version')}")
+            raise CellReferenceError(path, f"unsupported spec_version {data.get('spec_version')!r}")
+        classes = data["classes"]
+        if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
+            raise CellReferenceError(path, "classes must be a list of class names")
+        provenance = data.get("provenance", {})
+        if not isinstance(provenance, dict):
+            raise CellReferenceError(path, "provenance must be a JSON object")
         reference = CellReference(
-            classes=[str(c) for c in data["classes"]],
-            mean=np.asarray(data["mean"], dtype=np.float64),
-            components=np.asarray(data["components"], dtype=np.float64),
-            class_means=np.asarray(data["class_means"], dtype=np.float64),
-            precision=np.asarray(data["precision"], dtype=np.float64),
-            scale=float(data["scale"]),
-            threshold=float(data.get("threshold", 1.0)),
-            provenance=dict(data.get("provenance", {})),
+            classes=list(classes),
+            mean=_numbers(path, "mean", data["mean"]),
+            components=_numbers(path, "components", data["components"]),
+            class_means=_numbers(path, "class_means", data["class_means"]),
+            precision=_numbers(path, "precision", data["precision"]),
+            scale=_positive(path, "scale", data["scale"]),
+            threshold=_positive(path, "threshold", data.get("threshold", 1.0)),
+            provenance=provenance,
         )
     except CellReferenceError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
-        raise CellReferenceError(path, f"not a readable cell reference ({error})") from error
+    except KeyError as error:
+        raise CellReferenceError(path, f"missing field {error}") from None
+    except (OSError, ValueError, RecursionError) as error:
+        raise CellReferenceError(path, f"not a readable cell reference ({error})") from None
     d, k = reference.components.shape if reference.components.ndim == 2 else (0, 0)
-    if (
-        reference.mean.shape != (d,)
-        or reference.class_means.shape != (len(reference.classes), k)
-        or reference.precision.shape != (k, k)
-        or not reference.scale > 0
-        or not np.isfinite(reference.precision).all()
-    ):
-        raise CellReferenceError(path, "inconsistent shapes or a non-positive scale")
+    expected = {
+        "mean": ((d,), reference.mean),
+        "class_means": ((len(reference.classes), k), reference.class_means),
+        "precision": ((k, k), reference.precision),
+    }
+    if d == 0 or k == 0:
+        raise CellReferenceError(
+            path, f"components has shape {reference.components.shape}, expected (D, K)"
+        )
+    for key, (shape, array) in expected.items():
+        if array.shape != shape:
+            raise CellReferenceError(path, f"{key} has shape {array.shape}, expected {shape}")
+    if not reference.classes:
+        raise CellReferenceError(path, "classes is empty")
     return reference
+
+
+def _numbers(path: Path, key: str, value: Any) -> np.ndarray:
+    try:
+        return number_array(key, value)
+    except ValueError as error:
+        raise CellReferenceError(path, str(error)) from None
+
+
+def _positive(path: Path, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CellReferenceError(path, f"{key} must be a number, got {value!r:.40}")
+    if not (math.isfinite(value) and 0 < value <= 1e12):
+        raise CellReferenceError(path, f"{key} must be a positive finite number, got {value!r}")
+    return float(value)

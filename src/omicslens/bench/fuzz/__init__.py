@@ -1,11 +1,15 @@
 """``omicslens bench fuzz``: mutate real inputs and check every refusal is typed.
 
-Three families of inputs, each with deterministic mutations (fixed by ``--seed``):
+Five families of inputs, each with deterministic mutations (fixed by ``--seed``):
 
 ``slides``   the real slide files the project ships (SVS, OME-TIFF, TIFF, JPEG) and a
              small OME-Zarr of real pixels (:mod:`.slides`, :mod:`.tiff`, :mod:`.ome_zarr`);
 ``bundles``  a small model bundle's ``config.json`` and weights (:mod:`.bundles`);
-``regions``  GeoJSON that QuPath itself wrote (:mod:`.regions`).
+``regions``  GeoJSON that QuPath itself wrote (:mod:`.regions`);
+``measured`` HER2ST tables, a Visium folder and an ``.h5ad`` of the real HER2ST cut
+             (:mod:`.measured`);
+``references`` the bundled models' ``domain.json``, ``robustness.json`` and
+             ``cell_reference.json`` (:mod:`.references`).
 
 Every case runs in a child process with a wall-time and an address-space limit
 (:mod:`.runner`) and is classified:
@@ -28,7 +32,12 @@ fresh processes (``python -m omicslens.cli.main`` for every command; slow).
 
 from __future__ import annotations
 
-from omicslens.bench.fuzz import bundles, regions  # noqa: F401  (registers their checks)
+from omicslens.bench.fuzz import (  # noqa: F401  (registers their checks)
+    bundles,
+    measured,
+    references,
+    regions,
+)
 from omicslens.bench.fuzz.cli import (
     FAMILIES,
     build_all_sources,

@@ -29,12 +29,14 @@ from omicslens.bench.fuzz.runner import (
 from omicslens.bench.fuzz.slides import Source, _repo_root, python_read, real_sources
 from omicslens.bench.fuzz.tiff import jpeg_cases, tiff_cases
 
-FAMILIES = ("slides", "bundles", "regions")
+FAMILIES = ("slides", "bundles", "regions", "measured", "references")
 
 
 def generate_cases(sources: Sequence[Source], seed: int = 0) -> list[Case]:
     """Every case for ``sources``, in a fixed order for a given ``seed``."""
     from omicslens.bench.fuzz.bundles import bundle_cases
+    from omicslens.bench.fuzz.measured import measured_cases
+    from omicslens.bench.fuzz.references import reference_cases
     from omicslens.bench.fuzz.regions import region_cases, with_predict
 
     cases: list[Case] = []
@@ -44,6 +46,10 @@ def generate_cases(sources: Sequence[Source], seed: int = 0) -> list[Case]:
             cases += bundle_cases(source, rng)
         elif source.family == "regions":
             cases += with_predict(region_cases(source))
+        elif source.family == "measured":
+            cases += measured_cases(source)
+        elif source.family == "references":
+            cases += reference_cases(source)
         elif source.path.is_dir():
             cases += zarr_cases(source, rng)
         elif source.path.suffix.lower() in (".jpg", ".jpeg", ".png"):
@@ -68,6 +74,9 @@ def build_sources(
 def _family_of(prefix: str) -> str:
     if prefix.startswith("bundle"):
         return "bundles"
+    for family in ("measured", "references"):
+        if prefix.startswith(family):
+            return family
     return "regions" if prefix.startswith("region") else "slides"
 
 
@@ -92,14 +101,22 @@ def build_all_sources(
         if "regions" in families:
             data = data_dir or _repo_root() / "tests" / "data"
             sources += region_sources(data, bundles[0].slide, bundles[0].path)
+    if "measured" in families:
+        from omicslens.bench.fuzz.measured import measured_sources
+
+        sources += measured_sources(folder / "measured", data_dir)
+    if "references" in families:
+        from omicslens.bench.fuzz.references import reference_sources
+
+        sources += reference_sources(folder / "references", data_dir)
     return [s for s in sources if s.family in wanted or any(s.key.startswith(p) for p in prefixes)]
 
 
 def main(argv: Sequence[str] | None = None, entry: InfoEntry | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="omicslens bench fuzz",
-        description="Mutate real slides, model bundles and QuPath GeoJSON and check every "
-        "refusal is a typed error.",
+        description="Mutate real slides, model bundles, QuPath GeoJSON, measured expression "
+        "and reference banks and check every refusal is a typed error.",
     )
     parser.add_argument("--cases", type=int, help="at most this many cases (spread over inputs)")
     parser.add_argument("--seed", type=int, default=0, help="mutation seed (default 0)")
@@ -107,8 +124,8 @@ def main(argv: Sequence[str] | None = None, entry: InfoEntry | None = None) -> i
     parser.add_argument(
         "--only",
         nargs="+",
-        help="families (slides, bundles, regions) or input keys (prefixes) to fuzz, "
-        "e.g. svs ome-zarr, or bundles regions",
+        help="families (slides, bundles, regions, measured, references) or input keys "
+        "(prefixes) to fuzz, e.g. svs ome-zarr, or bundles regions",
     )
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per case")
     parser.add_argument("--memory-gib", type=float, default=DEFAULT_MEMORY_GIB)
