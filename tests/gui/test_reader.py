@@ -102,3 +102,29 @@ def test_sample_data_opens(make_napari_viewer, key: str) -> None:
     slide = slide_of(layers[0])
     assert slide is not None
     assert layers[0].scale[0] == pytest.approx(slide.mpp_y)
+
+
+def test_opening_a_slide_bounds_naparis_dask_cache(monkeypatch) -> None:
+    from napari.utils import resize_dask_cache
+    from napari.utils._dask_utils import _DASK_CACHE
+
+    from omicslens._napari import dask_cache
+    from omicslens._napari.layers import slide_layer_data
+    from omicslens.core import open_slide
+    from tests.conftest import CMU1
+
+    before = int(_DASK_CACHE.cache.available_bytes)
+    monkeypatch.setattr(dask_cache, "_done", False)
+    monkeypatch.setenv("OMICSLENS_NAPARI_DASK_CACHE_MIB", "64")
+    resize_dask_cache(512 * 2**20)
+    try:
+        with open_slide(CMU1) as slide:
+            slide_layer_data(slide)
+        assert _DASK_CACHE.cache.available_bytes == 64 * 2**20
+        monkeypatch.setattr(dask_cache, "_done", False)
+        resize_dask_cache(16 * 2**20)  # a user's smaller setting is kept
+        with open_slide(CMU1) as slide:
+            slide_layer_data(slide)
+        assert _DASK_CACHE.cache.available_bytes == 16 * 2**20
+    finally:
+        resize_dask_cache(before)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from omicslens._napari.dask_cache import bound_napari_dask_cache
 from omicslens.core import Slide
 
 #: Key under which a layer's metadata holds the OmicsLens slide summary.
@@ -16,6 +17,7 @@ def slide_layer_data(slide: Slide, name: str | None = None) -> tuple[Any, dict[s
     The layer's metadata keeps the open ``Slide`` (so widgets can read associated
     images and metadata without reopening) and a JSON-able summary.
     """
+    bound_napari_dask_cache()
     levels = list(slide.levels)
     kwargs: dict[str, Any] = {
         "name": name or slide.path.name,

@@ -29,6 +29,9 @@ from omicslens.models.session import InferenceSession
 #: at most one view plan per this many ms while the camera keeps moving; the first move
 #: after a pause is planned at once and the view the user settles on always is
 THROTTLE_MS = 100
+#: least time between two draws of arriving tiles (a draw costs ~100 ms of the GUI
+#: thread under software GL); the first batch after a pause is drawn at once
+DRAW_INTERVAL_MS = 100
 #: tiles in the first batch after a camera move (see TileScheduler.first_batch)
 FIRST_BATCH = 2
 DOMAIN_EVERY_S = 1.0  # how often the dock's domain verdict is recomputed while tiles arrive
@@ -95,12 +98,17 @@ class LiveInference(QObject):
         self._lock = threading.Lock()
         self._stale = False  # tiles written to the layer but not drawn yet
         self.view_tiles = np.empty(0, dtype=np.int64)  # what the current view asked for
+        # the worker signals each finished batch (queued onto the main thread) instead of
+        # a 10 Hz poll, which added up to 100 ms before a new tile could be drawn; draws
+        # stay at least DRAW_INTERVAL_MS apart so a fast model cannot flood the loop
+        self._results_ready.connect(self._results_arrived)
+        self._last_drain = 0.0
+        self._drain_timer = QTimer(self)
+        self._drain_timer.setSingleShot(True)
+        self._drain_timer.timeout.connect(self.drain)
         self.scheduler = session.scheduler(
             on_result=self._from_worker, on_error=self._worker_error, first_batch=FIRST_BATCH
         )
-        # the worker signals each finished batch (queued onto the main thread) instead of
-        # a 10 Hz poll, which added up to 100 ms before a new tile could be drawn
-        self._results_ready.connect(self.drain)
         self._throttle = QTimer(self)
         self._throttle.setSingleShot(True)
         self._throttle.setInterval(THROTTLE_MS)
@@ -122,12 +130,20 @@ class LiveInference(QObject):
         self._notify()
 
     def _notify(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the layer was closed meanwhile
             self._results_ready.emit()
-        except RuntimeError:  # the layer was closed while a batch finished
-            pass
 
     # -- main thread ------------------------------------------------------------------------
+    def _results_arrived(self) -> None:
+        """Draw now if the last draw is long enough ago, else once when it is."""
+        if self._drain_timer.isActive():
+            return
+        since_ms = (time.monotonic() - self._last_drain) * 1000
+        if since_ms >= DRAW_INTERVAL_MS:
+            self.drain()
+        else:
+            self._drain_timer.start(int(DRAW_INTERVAL_MS - since_ms) + 1)
+
     def set_follow_view(self, follow: bool) -> None:
         if follow == self.follow_view:
             return
@@ -210,6 +226,7 @@ class LiveInference(QObject):
 
     def drain(self) -> int:
         """Apply finished batches to the overlay (main thread). Returns tiles applied."""
+        self._last_drain = time.monotonic()
         with self._lock:
             pending, self._pending = self._pending, []
             errors, self._errors = self._errors, []
@@ -251,6 +268,7 @@ class LiveInference(QObject):
         with contextlib.suppress(RuntimeError, AttributeError):  # viewer being torn down
             self.set_follow_view(False)
         self._throttle.stop()
+        self._drain_timer.stop()
         stop = threading.Thread(target=self.scheduler.stop, name="omicslens-stop", daemon=True)
         stop.start()
         self._stopper = stop
