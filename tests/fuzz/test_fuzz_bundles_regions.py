@@ -11,12 +11,11 @@ output or an executed pickle.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from omicslens.bench import fuzz
 from omicslens.cli.main import main as cli_main
+from tests.fuzz.subsets import failures, subset_cases
 
 SUBSET = 40
 TIMEOUT_S = 20.0
@@ -40,12 +39,9 @@ MUST_HAVE = (
 
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory: pytest.TempPathFactory) -> list[fuzz.Case]:
-    data = Path(__file__).resolve().parents[1] / "data"
-    folder = tmp_path_factory.mktemp("fuzz-bundles-regions")
-    every = fuzz.generate_cases(fuzz.build_all_sources(folder, ["bundles", "regions"], data))
-    picked = fuzz.spread(every, SUBSET)
-    names = {c.name for c in picked}
-    return picked + [c for c in every if c.name in MUST_HAVE and c.name not in names]
+    return subset_cases(
+        tmp_path_factory.mktemp("fuzz-bundles-regions"), ["bundles", "regions"], SUBSET, MUST_HAVE
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +58,7 @@ def test_subset_covers_bundles_weights_and_regions(cases: list[fuzz.Case]) -> No
 
 
 def test_no_bundle_or_region_case_fails(results: list[fuzz.Result]) -> None:
-    bad = [
-        f"{r.case}: {r.outcome}: "
-        + "; ".join(f"{n}={o[0]} {o[1][:160]!r}" for n, o in r.runs.items())
-        for r in results
-        if r.outcome in fuzz.FAILURES
-    ]
+    bad = failures(results)
     assert not bad, "\n".join(bad)
 
 

@@ -12,12 +12,11 @@ unnamed refusal or invalid output.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from omicslens.bench import fuzz
 from omicslens.cli.main import main as cli_main
+from tests.fuzz.subsets import failures, subset_cases
 
 SUBSET = 36
 TIMEOUT_S = 30.0
@@ -46,12 +45,12 @@ MUST_HAVE = (
 
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory: pytest.TempPathFactory) -> list[fuzz.Case]:
-    data = Path(__file__).resolve().parents[1] / "data"
-    folder = tmp_path_factory.mktemp("fuzz-measured-references")
-    every = fuzz.generate_cases(fuzz.build_all_sources(folder, ["measured", "references"], data))
-    picked = fuzz.spread(every, SUBSET)
-    names = {c.name for c in picked}
-    return picked + [c for c in every if c.name in MUST_HAVE and c.name not in names]
+    return subset_cases(
+        tmp_path_factory.mktemp("fuzz-measured-references"),
+        ["measured", "references"],
+        SUBSET,
+        MUST_HAVE,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +67,7 @@ def test_subset_covers_every_layout_and_bank(cases: list[fuzz.Case]) -> None:
 
 
 def test_no_measured_or_reference_case_fails(results: list[fuzz.Result]) -> None:
-    bad = [
-        f"{r.case}: {r.outcome}: "
-        + "; ".join(f"{n}={o[0]} {o[1][:160]!r}" for n, o in r.runs.items())
-        for r in results
-        if r.outcome in fuzz.FAILURES
-    ]
+    bad = failures(results)
     assert not bad, "\n".join(bad)
 
 

@@ -16,16 +16,7 @@ from omicslens._napari.overlay import META_KEY
 from omicslens._napari.trust_prompt import trust_question
 from tests.conftest import CMU1
 from tests.helpers.bundles import make_bundle
-
-
-class ReadsAFile(torch.nn.Module):
-    def __init__(self, target: str) -> None:
-        super().__init__()
-        self.target = target
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probe = torch.from_file(self.target, shared=True, size=4, dtype=torch.uint8)
-        return x.mean((2, 3)) + probe[:1].float()
+from tests.models.test_untrusted_code import ReadsAFile
 
 
 def _untrusted_bundle(folder: Path, target: Path) -> Path:

@@ -13,7 +13,8 @@ once per process.
 from __future__ import annotations
 
 import logging
-import os
+
+from omicslens.core.settings import bytes_from_environment
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +23,7 @@ _done = False
 
 
 def limit_bytes() -> int:
-    text = os.environ.get("OMICSLENS_NAPARI_DASK_CACHE_MIB", "")
-    try:
-        mib = float(text) if text.strip() else DEFAULT_LIMIT_MIB
-    except ValueError:
-        mib = DEFAULT_LIMIT_MIB
-    return int(max(0.0, mib) * 2**20)
+    return bytes_from_environment("OMICSLENS_NAPARI_DASK_CACHE_MIB", DEFAULT_LIMIT_MIB)
 
 
 def bound_napari_dask_cache() -> int | None:

@@ -25,7 +25,6 @@ Properties the tile pipeline relies on:
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -33,6 +32,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
+
+from omicslens.core.settings import bytes_from_environment
 
 #: default budget of the shared cache, in MiB (environment: OMICSLENS_DECODE_CACHE_MIB)
 DEFAULT_BUDGET_MIB = 256.0
@@ -126,12 +127,7 @@ class DecodedChunkCache:
 
 
 def _budget_from_environment() -> int:
-    text = os.environ.get("OMICSLENS_DECODE_CACHE_MIB", "")
-    try:
-        mib = float(text) if text.strip() else DEFAULT_BUDGET_MIB
-    except ValueError:
-        mib = DEFAULT_BUDGET_MIB
-    return int(max(0.0, mib) * 2**20)
+    return bytes_from_environment("OMICSLENS_DECODE_CACHE_MIB", DEFAULT_BUDGET_MIB)
 
 
 _shared: DecodedChunkCache | None = None

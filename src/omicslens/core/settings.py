@@ -8,6 +8,7 @@ folder is ``$OMICSLENS_CONFIG_DIR`` if set, else the platform's user config fold
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -60,3 +61,17 @@ def cache_dir() -> Path:
 
     configured = os.environ.get("OMICSLENS_CACHE_DIR")
     return Path(configured) if configured else Path(user_cache_dir("omicslens", appauthor=False))
+
+
+def bytes_from_environment(name: str, default: float, unit: int = 2**20) -> int:
+    """A size given in ``unit`` (MiB by default) by the environment variable ``name``, in
+    bytes; ``default`` (in ``unit``) when unset, unreadable, negative or not finite.
+    Zero is allowed (it switches caches off)."""
+    text = os.environ.get(name, "").strip()
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        value = default
+    if not math.isfinite(value) or value < 0:
+        value = default
+    return int(value * unit)

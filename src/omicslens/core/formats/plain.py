@@ -29,6 +29,7 @@ from PIL import Image
 from omicslens.core import resolution as res
 from omicslens.core.errors import CorruptSlideError, UnsupportedSlideError
 from omicslens.core.levels import NativeLevel
+from omicslens.core.settings import bytes_from_environment
 from omicslens.core.slide import SlideParts
 
 # HER2ST sections are ~92 Mpx, above Pillow's default decompression-bomb guard (89 Mpx).
@@ -47,12 +48,10 @@ _ALL_SOF = _HUFFMAN_SOF | {0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 def decode_budget() -> int:
     """Bytes one plain image may decode to: ``$OMICSLENS_MAX_DECODE_GIB`` GiB, else 4 GiB."""
-    value = os.environ.get("OMICSLENS_MAX_DECODE_GIB", "").strip()
-    try:
-        gib = float(value)
-    except ValueError:
-        return DEFAULT_DECODE_BUDGET
-    return int(gib * 2**30) if math.isfinite(gib) and gib > 0 else DEFAULT_DECODE_BUDGET
+    budget = bytes_from_environment(
+        "OMICSLENS_MAX_DECODE_GIB", DEFAULT_DECODE_BUDGET / 2**30, 2**30
+    )
+    return budget if budget > 0 else DEFAULT_DECODE_BUDGET
 
 
 class LazyDecodedImage:
