@@ -40,12 +40,16 @@ Edit = Callable[[Path], object]
 
 
 def measured_sources(folder: Path, data_dir: Path | None = None) -> list[Source]:
+    from omicslens.core.samples import bundled_models
+
     data = data_dir or _repo_root() / "tests" / "data"
     cut = data / "her2st-cut"
     if not (cut / "counts" / f"{SECTION}.tsv.gz").is_file():
         return []
     slide = cut / "images" / f"{SECTION}.jpg"
-    bundle = _repo_root() / "assets" / "models" / "her2st-expression"
+    bundle = bundled_models().get("her2st-expression")
+    if bundle is None:
+        return []
     her2st = folder / "her2st"
     for part, name in (("counts", f"{SECTION}.tsv.gz"), ("spots", f"{SECTION}_selection.tsv")):
         (her2st / part).mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +55,22 @@ def write_crop(folder: Path, data_dir: Path) -> Path:
 
 
 def reference_sources(folder: Path, data_dir: Path | None = None) -> list[Source]:
+    # the installed package's bundles and sample (a wheel has no assets/ folder)
+    from omicslens.core.samples import bundled_models, sample_path
+
     data = data_dir or _repo_root() / "tests" / "data"
-    models = _repo_root() / "assets" / "models"
+    models = bundled_models()
     folder.mkdir(parents=True, exist_ok=True)
     crop = write_crop(folder, data) if (data / "her2st-cut").is_dir() else None
-    smear = _repo_root() / "assets" / "samples" / "bccd-BloodImage_00001.tif"
+    smear: Path | None = None
+    with suppress(FileNotFoundError):
+        smear = sample_path("bccd-smear")
     sources = []
     for key, (model, bank) in BANKS.items():
         slide = smear if key == "references-cell" else crop
-        if (models / model / bank).is_file() and slide is not None and slide.is_file():
-            sources.append(Source(key, models / model, family="references", slide=slide))
+        bundle = models.get(model)
+        if bundle is not None and (bundle / bank).is_file() and slide is not None:
+            sources.append(Source(key, bundle, family="references", slide=slide))
     return sources
 
 
