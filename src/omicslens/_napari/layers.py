@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from omicslens._napari.dask_cache import bound_napari_dask_cache
+from omicslens._napari.gl_context import keep_gl_context_on_layer_removal
 from omicslens.core import Slide
 
 #: Key under which a layer's metadata holds the OmicsLens slide summary.
@@ -18,6 +19,7 @@ def slide_layer_data(slide: Slide, name: str | None = None) -> tuple[Any, dict[s
     images and metadata without reopening) and a JSON-able summary.
     """
     bound_napari_dask_cache()
+    keep_gl_context_on_layer_removal()  # removing this slide must not crash under Mesa
     levels = list(slide.levels)
     kwargs: dict[str, Any] = {
         "name": name or slide.path.name,

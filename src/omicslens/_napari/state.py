@@ -125,6 +125,9 @@ def _unwrapped(obj: Any) -> Any:
 
 def viewer_state(viewer: Any) -> ViewerState:
     """The state of ``viewer`` (created, and hooked to the viewer, on first use)."""
+    from omicslens._napari.gl_context import keep_gl_context_on_layer_removal
+
+    keep_gl_context_on_layer_removal()  # see that module: a layer removal can crash Mesa
     viewer = _unwrapped(viewer)
     key = id(viewer)
     state = _STATES.get(key)
