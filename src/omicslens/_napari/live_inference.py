@@ -92,6 +92,9 @@ class LiveInference(QObject):
                 "slide": slide_layer.name,
                 "trusted_code": bool(session.predictor.trust_code),
             },
+            output=self.output,
+            output_meta=session.bundle.output_meta,
+            task=session.bundle.config.task,
         )
         self._pending: list[BatchResult] = []
         self._errors: list[str] = []
@@ -251,7 +254,7 @@ class LiveInference(QObject):
         computed from the store off the main thread."""
         self.drain()
         self.output = output
-        self.overlay.set_output(raster)
+        self.overlay.set_output(raster, output)
 
     def stats(self) -> SchedulerStats:
         return self.scheduler.stats()

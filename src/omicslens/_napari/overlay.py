@@ -11,13 +11,20 @@ All methods run on the Qt main thread and touch only small arrays.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from omicslens._napari.legend import MapLegend, Throttle, output_unit
+from omicslens.core.genesets import OutputCombination, single_output
 from omicslens.core.grid import TileGrid
 
 META_KEY = "omicslens_prediction"
+#: while tiles stream in, automatic contrast moves at most this often (the first batch at
+#: once, the last one is never skipped): each move redraws the colour bar's ticks and key,
+#: a shader rebuild of tens to hundreds of ms of the GUI thread under software GL
+STREAMING_CONTRAST_MS = 1000
 
 
 def overlay_geometry(grid: TileGrid) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -40,10 +47,16 @@ class PredictionOverlay:
         colormap: str = "inferno",
         opacity: float = 0.6,
         metadata: dict[str, Any] | None = None,
+        output: OutputCombination | None = None,
+        output_meta: Sequence[Mapping[str, Any]] | None = None,
+        task: str | None = None,
     ) -> None:
         self.viewer = viewer
         self.grid = grid
         self.output_names = output_names
+        self.output_meta = output_meta
+        self.task = task
+        shown = output if output is not None else single_output(output_names, 0)
         scale, translate = overlay_geometry(grid)
         self.layer = viewer.add_image(
             raster,
@@ -58,16 +71,24 @@ class PredictionOverlay:
             metadata={META_KEY: {"outputs": output_names, **(metadata or {})}},
         )
         self._auto_contrast = True
+        #: colour bar, key, "<output> · <name>" layer name and hover text (see legend.py)
+        self.legend = MapLegend(viewer, self.layer, name, shown.label, self._unit(shown))
+        self._streaming_autoscale = Throttle(self._autoscale_if_auto, STREAMING_CONTRAST_MS)
         self.autoscale()
+
+    def _unit(self, output: OutputCombination) -> str:
+        return output_unit(output, self.output_names, self.output_meta, self.task)
 
     @property
     def raster(self) -> np.ndarray:
         return self.layer.data
 
-    def set_output(self, raster: np.ndarray) -> None:
+    def set_output(self, raster: np.ndarray, output: OutputCombination | None = None) -> None:
         """Show another output (its full raster was computed off the GUI thread)."""
         self.layer.data = raster
         self.autoscale()
+        if output is not None:  # after the contrast, so the key shows the new range at once
+            self.legend.show(output.label, self._unit(output))
 
     def update_tiles(self, indices: np.ndarray, values: np.ndarray, refresh: bool = True) -> None:
         """Write newly predicted tiles (values for the shown output) into the layer."""
@@ -77,8 +98,12 @@ class PredictionOverlay:
         if not refresh:
             return  # contrast changes redraw too: both wait for the next on-screen update
         if self._auto_contrast:
-            self.autoscale(refresh=False)
+            self._streaming_autoscale()
         self.layer.refresh()
+
+    def _autoscale_if_auto(self) -> None:
+        if self._auto_contrast:  # a contrast fixed meanwhile stays
+            self.autoscale(refresh=False)
 
     def redraw(self) -> None:
         """Draw tiles written with ``refresh=False`` (and rescale contrast if automatic)."""

@@ -36,6 +36,7 @@ from qtpy.QtWidgets import (
 from omicslens._napari.cell_gallery import ICON_PX, CellGallery, crop_entries, smear_entries
 from omicslens._napari.jobs import JobHandle, start_job
 from omicslens._napari.layers import fill_slide_layer_combo, slide_of
+from omicslens._napari.legend import ClassLegend
 from omicslens._napari.state import viewer_state
 from omicslens.app.crops import CropTypingReport, type_cells_job, write_crops_outputs
 from omicslens.app.smear import export_smear, similar_patient_text, smear_job
@@ -67,6 +68,7 @@ class SmearWidget(QWidget):
         self.collection: CropTypingReport | None = None
         self.crops: list[np.ndarray] = []
         self.points: Any = None
+        self.class_legend: ClassLegend | None = None
         self._slide_layer: Any = None
         self._worker: Any = None
         self.layer_combo = QComboBox()
@@ -284,6 +286,19 @@ class SmearWidget(QWidget):
             border_width=0.05,  # a thin ring: the cytoplasm stays visible
             features={"class": labels, "id": [c.id for c in cells]},
         )
+        self.class_legend = ClassLegend(self.viewer, self.points, *self._class_key(labels))
+
+    def _class_key(self, labels: list[str]) -> tuple[dict[str, Any], dict[str, int]]:
+        """Class -> colour and class -> cells, in the model's class order."""
+        from collections import Counter
+
+        from omicslens.hemato.typing import class_colour
+
+        assert self.analysis is not None
+        counts = Counter(labels)
+        order = [*self.analysis.types.class_names, *sorted(counts)]
+        present = [name for name in dict.fromkeys(order) if counts[name]]
+        return {name: class_colour(name) for name in present}, dict(counts)
 
     def scores(self) -> dict[str, np.ndarray]:
         """Per-cell scores the cells can be coloured by: class probabilities, attention."""
@@ -304,6 +319,8 @@ class SmearWidget(QWidget):
             self._draw_points()
             return
         values = self.scores()[name]
+        if self.class_legend is not None:
+            self.class_legend.set_shown(False)  # the colours no longer mean classes
         self.points.features = {
             **{k: self.points.features[k] for k in ("class", "id")},
             "score": values,
