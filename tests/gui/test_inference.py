@@ -85,8 +85,11 @@ def test_event_loop_keeps_running_during_inference(
     timer.stop()
     assert widget.live.stats().done > 0  # work happened meanwhile
     gaps = np.diff(ticks)
-    assert len(ticks) > 30  # the loop ticked throughout (a frozen loop ticks a few times)
-    assert gaps.max() < 1.0  # no freeze; the benchmark measures the real figure
+    # the loop ticked throughout: a frozen loop ticks once or twice in 1.5 s. Not a speed
+    # test: on 2 cores under Xvfb a 10 ms timer gets 10-30 ticks here while the pipeline's
+    # threads run (docs/benchmarks.md, "event loop"); `bench inference --parts gui` measures it
+    assert len(ticks) > 8
+    assert gaps.max() < 1.0  # no freeze
     widget.cancel()
     widget.close_live()
 

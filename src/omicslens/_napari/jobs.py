@@ -17,6 +17,7 @@ thread checks between steps; the generator is then closed **in the job thread**,
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -24,6 +25,9 @@ from napari.utils import progress
 from qtpy.QtCore import QObject, Signal
 
 from omicslens.app.progress import Progress
+
+#: least time between two moves of a job's progress bar (the last step always shows)
+BAR_INTERVAL_S = 0.5
 
 
 class _Bridge(QObject):
@@ -82,6 +86,11 @@ def start_job(
     handle = JobHandle(description, owner)
     bar = progress(total=0, desc=f"OmicsLens: {description}")
     handle.bar = bar
+    # tqdm stores the description with ": " appended, so bar.desc never equals a label:
+    # comparing with it re-labelled (and redrew) the bar on every step, ~20 % of the GUI
+    # thread while a whole-slide job ran
+    labels = [f"OmicsLens: {description}"]
+    updated = [0.0]  # when the bar last moved
 
     def show(step: Progress) -> None:
         # napari's bar redraws on update() and on a new total, not on assigning n
@@ -93,9 +102,15 @@ def start_job(
             label += f" ({step.stage})"
         if step.failed:
             label += f", {step.failed} failed"
-        if label != bar.desc:
+        if label != labels[0]:
+            labels[0] = label
             bar.set_description(label)
-        if value != bar.n:
+        now = time.monotonic()
+        finished = bool(step.total) and value >= step.total
+        # a bar update costs the GUI thread several ms (tqdm formatting, napari's activity
+        # widgets); two a second per job are plenty for the eye, the final one always shows
+        if value != bar.n and (finished or now - updated[0] >= BAR_INTERVAL_S):
+            updated[0] = now
             bar.update(value - bar.n)
 
     def returned(report: Any) -> None:
