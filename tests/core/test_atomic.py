@@ -68,3 +68,27 @@ def test_exports_raise_the_typed_error_and_keep_nothing_half_written(
     with pytest.raises(OutputWriteError, match=r"predictions\.ome\.zarr: cannot write"):
         zarr_raster.write_ome_zarr(rasters, grid, ["ERBB2"], target)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_temporary_folder_refilled_while_it_is_removed_is_still_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from omicslens.core import atomic
+
+    folder = tmp_path / ".predictions.ome.zarr.abc"
+    (folder / "0").mkdir(parents=True)
+    real = shutil.rmtree
+    calls = [0]
+
+    def refilled(path, ignore_errors=False):  # a chunk write still in flight lands after
+        real(path, ignore_errors=ignore_errors)
+        calls[0] += 1
+        if calls[0] == 1:
+            Path(path).mkdir()
+            (Path(path) / "c.0.partial").write_bytes(b"x")
+
+    monkeypatch.setattr(atomic.shutil, "rmtree", refilled)
+    assert atomic.remove_temporary_folder(folder, pause_s=0.0)
+    assert not folder.exists() and calls[0] == 2

@@ -7,7 +7,9 @@ atomic), flush it to disk, then rename over the destination.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from omicslens.core.errors import OutputWriteError
@@ -71,3 +73,20 @@ def temporary_beside(target: Path, folder: bool = False) -> Path:
         return Path(temporary)
     except OSError as error:
         raise OutputWriteError(target, error) from error
+
+
+def remove_temporary_folder(folder: Path, attempts: int = 40, pause_s: float = 0.05) -> bool:
+    """Remove a writer's temporary folder after a failure, even while files still land.
+
+    Why: zarr writes chunks concurrently (asyncio, in its own thread). When one chunk
+    fails (a full disk), the error reaches us while other chunk writes are still
+    creating ``.partial`` files, so a single ``rmtree`` can find the folder refilled and
+    leave it behind (seen in CI). Retries for about ``attempts * pause_s`` seconds;
+    returns whether the folder is gone.
+    """
+    for _ in range(attempts):
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            return True
+        time.sleep(pause_s)
+    return not folder.exists()

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from omicslens.core.atomic import temporary_beside
+from omicslens.core.atomic import remove_temporary_folder, temporary_beside
 from omicslens.core.errors import OutputWriteError
 from omicslens.core.grid import TileGrid
 
@@ -151,10 +151,10 @@ def write_ome_zarr(
             shutil.rmtree(target)
         os.replace(temporary, target)
     except OSError as error:
-        shutil.rmtree(temporary, ignore_errors=True)
+        remove_temporary_folder(temporary)
         raise OutputWriteError(target, error) from error
     except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
+        remove_temporary_folder(temporary)
         raise
     return target
 
