@@ -15,13 +15,6 @@ from tests.conftest import CMU1
 from tests.helpers.bundles import make_bundle, rewrite_config
 
 
-@pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("OMICSLENS_CACHE_DIR", str(folder))
-    return folder
-
-
 def _start(viewer, qtbot, bundle: Path) -> InferenceWidget:
     widget = InferenceWidget(viewer)
     viewer.window.add_dock_widget(widget)

@@ -25,13 +25,6 @@ GENES = ("ERBB2", "CD74", "HLA-DRA")
 
 
 @pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("OMICSLENS_CACHE_DIR", str(folder))
-    return folder
-
-
-@pytest.fixture
 def predicting(make_napari_viewer, qtbot, tmp_path: Path, cache: Path):
     viewer = make_napari_viewer(show=True)
     viewer.open(str(CMU1), plugin="omicslens")

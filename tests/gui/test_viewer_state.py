@@ -24,13 +24,6 @@ def _omicslens_threads() -> list[threading.Thread]:
 
 
 @pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("OMICSLENS_CACHE_DIR", str(folder))
-    return folder
-
-
-@pytest.fixture
 def gate(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     """Reads after the first 200 wait for this event: the test decides when work ends."""
     from omicslens.models.session import InferenceSession
