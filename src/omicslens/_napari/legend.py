@@ -23,11 +23,12 @@ while tiles stream in the automatic contrast and the key follow at most once a s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from omicslens._napari.throttle import Throttle
 from omicslens.core.domain import DOMAIN_OUTPUT
 from omicslens.core.genesets import OutputCombination
 
@@ -70,38 +71,6 @@ def output_unit(
 
 def format_value(value: float) -> str:
     return f"{value:.3g}"
-
-
-class Throttle:
-    """Run ``action`` at once, then at most once per ``interval_ms``; a call inside the
-    interval is run when it ends, so the last state is always shown. Main thread only."""
-
-    def __init__(self, action: Callable[[], None], interval_ms: int) -> None:
-        from qtpy.QtCore import QTimer
-
-        self.action = action
-        self._due = False
-        self._timer = QTimer()
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(interval_ms)
-        self._timer.timeout.connect(self._interval_over)
-
-    def __call__(self) -> None:
-        if self._timer.isActive():
-            self._due = True
-            return
-        self.action()
-        self._timer.start()
-
-    def _interval_over(self) -> None:
-        if self._due:
-            self._due = False
-            self.action()
-            self._timer.start()
-
-    def stop(self) -> None:
-        self._due = False
-        self._timer.stop()
 
 
 class MapLegend:

@@ -21,6 +21,7 @@ import numpy as np
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from omicslens._napari.overlay import PredictionOverlay
+from omicslens._napari.throttle import Throttle
 from omicslens.app.progress import Progress
 from omicslens.core.genesets import OutputCombination, single_output
 from omicslens.core.scheduler import BatchResult, SchedulerStats
@@ -112,11 +113,8 @@ class LiveInference(QObject):
         self.scheduler = session.scheduler(
             on_result=self._from_worker, on_error=self._worker_error, first_batch=FIRST_BATCH
         )
-        self._throttle = QTimer(self)
-        self._throttle.setSingleShot(True)
-        self._throttle.setInterval(THROTTLE_MS)
-        self._throttle.timeout.connect(self._throttle_done)
-        self._moved_while_throttled = False
+        # the first move after a pause is planned at once, then at most every THROTTLE_MS
+        self._throttle = Throttle(self.update_view, THROTTLE_MS)
         self.follow_view = False
         self.set_follow_view(follow_view)
 
@@ -164,17 +162,7 @@ class LiveInference(QObject):
         if self._stale:
             self._stale = False
             self.overlay.redraw()
-        if self._throttle.isActive():
-            self._moved_while_throttled = True  # planned when the throttle ends
-            return
-        self.update_view()  # the first move after a pause is planned at once
-        self._throttle.start()
-
-    def _throttle_done(self) -> None:
-        if self._moved_while_throttled:
-            self._moved_while_throttled = False
-            self.update_view()
-            self._throttle.start()
+        self._throttle()
 
     def _on_screen(self, indices: np.ndarray) -> bool:
         x0, y0, x1, y1 = visible_rect(self.viewer, self.slide_layer)

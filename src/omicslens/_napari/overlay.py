@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from omicslens._napari.legend import MapLegend, Throttle, output_unit
+from omicslens._napari.legend import MapLegend, output_unit
+from omicslens._napari.throttle import Throttle
 from omicslens.core.genesets import OutputCombination, single_output
 from omicslens.core.grid import TileGrid
 
