@@ -135,7 +135,7 @@ def test_predict_tensor_is_the_model_only_part_of_predict(bundle_dir: Path) -> N
 
 
 def test_properties_describe_the_bundle(bundle_dir: Path) -> None:
-    predictor = Predictor(bundle_dir, device="cpu")
+    predictor = Predictor(bundle_dir, device="cpu", acceleration="eager")
     assert predictor.output_names == ("ERBB2", "CD74", "MKI67")
     assert predictor.spacing_um_px == 0.5 and predictor.patch_size == 32
     assert predictor.bundle_hash == load_bundle(bundle_dir).bundle_hash

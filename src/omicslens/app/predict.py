@@ -246,6 +246,7 @@ def predict_slide(
                 "tiles": len(wanted),
                 "domain": report.domain.as_dict() if report.domain else None,
                 "trusted_code": bool(getattr(predictor, "trust_code", False)),
+                "cpu_rewrite": _rewrite(predictor),
             },
             indent=2,
         ),
@@ -320,6 +321,7 @@ def _write_outputs(
             "bundle_hash": bundle.bundle_hash,
             "slide": str(slide_path),
             "trusted_code": bool(session.predictor.trust_code),
+            "cpu_rewrite": _rewrite(session.predictor),
             **(
                 {
                     "domain_verdict": domain.verdict,
@@ -382,3 +384,9 @@ def error_report(
 
 #: errors that belong to the user's input (reported per slide); anything else is a bug
 INPUT_ERRORS: tuple[type[BaseException], ...] = (OmicsLensError, FileExistsError, FileNotFoundError)
+
+
+def _rewrite(predictor: object) -> str:
+    """The Predictor's CPU rewrite ("frozen", "channels-last", "eager"), for provenance."""
+    acceleration = getattr(predictor, "acceleration", None)
+    return str(getattr(acceleration, "mode", "eager"))

@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         "peer", help="omicslens predict vs wsinfer run on the same slide and model"
     )
     peer.set_defaults(handler=cmd_bench_peer, passthrough=True)
+    first_screen = bench_kinds.add_parser(
+        "first-screen",
+        help="seconds to the first full screen of live predictions in a real viewer",
+        add_help=False,
+    )
+    first_screen.set_defaults(handler=cmd_bench_first_screen, passthrough=True)
     cohort = bench_kinds.add_parser(
         "cohort", help="a cohort on one process vs a dask LocalCluster", add_help=False
     )
@@ -223,6 +229,12 @@ def cmd_bench_peer(args: argparse.Namespace) -> int:
     from omicslens.bench import peer as bench_peer
 
     return int(bench_peer.main(list(args.extra)) or 0)
+
+
+def cmd_bench_first_screen(args: argparse.Namespace) -> int:
+    from omicslens.bench import first_screen
+
+    return int(first_screen.main(list(args.extra)) or 0)
 
 
 def cmd_bench_cohort(args: argparse.Namespace) -> int:

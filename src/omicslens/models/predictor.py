@@ -12,6 +12,7 @@ threads sharing one instance would race on that buffer. Use one Predictor per th
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from omicslens.models.accelerate import MODES, Acceleration, accelerate
 from omicslens.models.bundle import ModelBundle, load_bundle
 from omicslens.models.device import choose_device
 from omicslens.models.domain import colour_features
@@ -27,6 +29,8 @@ from omicslens.models.loading import load_model
 from omicslens.models.preprocess import normalisation_tensors, to_model_input
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: environment variable that picks the CPU rewrite when no ``acceleration`` is given
+ACCELERATION_ENV = "OMICSLENS_CPU_REWRITE"
 # Defaults that keep memory modest for ViT-B-sized models; tune per GPU with batch_size.
 DEFAULT_BATCH_SIZE = {"cuda": 64, "mps": 32, "cpu": 16}
 
@@ -38,6 +42,9 @@ class Predictor:
     ``"auto"`` is bf16 autocast on CUDA (fp16 on GPUs without bf16) and fp32 elsewhere;
     ``"fp32"`` disables autocast; ``"bf16"``/``"fp16"`` force that autocast dtype.
     Outputs are always returned as float32, and softmax is computed in float32.
+    ``acceleration``: the CPU rewrite of a convolutional fp32 model (see
+    :mod:`omicslens.models.accelerate`; ``"auto"``, ``"frozen"``, ``"channels-last"`` or
+    ``"eager"``); None reads ``$OMICSLENS_CPU_REWRITE``, default ``"auto"``.
     """
 
     def __init__(
@@ -48,6 +55,7 @@ class Predictor:
         precision: str = "auto",
         trust_code: bool = False,
         pad_batches: bool = True,
+        acceleration: str | None = None,
     ) -> None:
         self.bundle = bundle if isinstance(bundle, ModelBundle) else load_bundle(bundle)
         #: the user chose to run TorchScript that calls file or process ops (recorded
@@ -67,11 +75,24 @@ class Predictor:
         #: resumes writes the same numbers as an uninterrupted one.
         self.pad_batches = pad_batches
         model = load_model(self.bundle, trust_code=trust_code)
+        convolutional = count_convs(model) > 1
         # channels_last lets cuDNN pick its fastest conv kernels; transformers gain nothing.
-        self.channels_last = self.device.type == "cuda" and count_convs(model) > 1
+        self.channels_last = self.device.type == "cuda" and convolutional
         model = model.to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        #: the CPU rewrite in use (see :mod:`omicslens.models.accelerate`)
+        self.acceleration = Acceleration("eager", reason="not a CPU fp32 convolutional model")
+        acceleration = acceleration or os.environ.get(ACCELERATION_ENV) or "auto"
+        if acceleration not in MODES:
+            raise DeviceError(
+                f"unknown CPU rewrite {acceleration!r} (argument or {ACCELERATION_ENV}): "
+                f"use one of {list(MODES)}"
+            )
+        if self.device.type == "cpu" and self.autocast_dtype is None and convolutional:
+            model, self.acceleration = accelerate(
+                model, self.example_batch(self.batch_size), acceleration
+            )
         self.model: nn.Module = model
         config = self.bundle.config
         self._mean, self._std = normalisation_tensors(config.mean, config.std, self.device)
@@ -188,7 +209,8 @@ class Predictor:
         return staged.to(self.device, non_blocking=True)
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
-        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        channels_last = self.channels_last or self.acceleration.channels_last_input
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
         batch = batch.contiguous(memory_format=memory_format)
         with self._autocast():
             output = self.model(batch)
