@@ -111,3 +111,14 @@ def test_training_writes_a_loadable_bundle(tmp_path: Path) -> None:
     assert model.feature_dim == 16
     probabilities, _ = model.predict_patches(np.zeros((2, 48, 48, 3), np.uint8))
     assert probabilities.shape == (2, 5)
+
+
+def test_embeddings_survive_a_cpu_rewrite_request(monkeypatch) -> None:
+    """The embeddings are hooked on the last Linear layer; a frozen rewrite has none, so
+    typing keeps the eager network whatever $OMICSLENS_CPU_REWRITE asks for."""
+    monkeypatch.setenv("OMICSLENS_CPU_REWRITE", "frozen")
+    model = TypingModel(TYPING_BUNDLE, device="cpu")
+    assert model.predictor.acceleration.mode == "eager"
+    data = load_crops(BCCD / "crops", size=model.load_size)
+    _, features = model.predict_patches(data.images[:4])
+    assert features.shape == (4, model.feature_dim)

@@ -34,6 +34,7 @@ def test_the_bundled_model_is_frozen_and_predicts_what_eager_predicts() -> None:
     assert fast.acceleration.mode == "frozen", fast.acceleration.reason
     assert isinstance(fast.model, torch.jit.ScriptModule)
     assert eager.acceleration.mode == "eager"
+    assert fast.parameter_count == eager.parameter_count > 0  # frozen weights still counted
     pixels = tissue_like(21, fast.patch_size)  # one full batch of 16 and a padded 5
     got, want = fast.predict(pixels), eager.predict(pixels)
     atol, rtol = TOLERANCE

@@ -343,7 +343,7 @@ def bench_throughput(
     finally:
         threads_used = torch.get_num_threads()
         torch.set_num_threads(previous_threads)
-    params = sum(p.numel() for p in predictor.model.parameters())
+    params = predictor.parameter_count
     return {
         "model": spec.name,
         "summary": spec.summary,

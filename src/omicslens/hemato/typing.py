@@ -132,7 +132,9 @@ class TypingModel:
                 self.bundle.config_path,
                 f"a typing model must be a classification bundle, not task {config.task!r}",
             )
-        # eager until the smear class-key GUI test passes with the CPU rewrite (stop 23 note)
+        # eager: the embeddings come from a forward hook on the network's last Linear
+        # layer, and a frozen CPU rewrite has no layers left to hook (no embeddings, so
+        # no review flags and no patient scores)
         self.predictor = Predictor(
             self.bundle, device=device, batch_size=batch_size, acceleration="eager"
         )

@@ -76,6 +76,8 @@ class Predictor:
         self.pad_batches = pad_batches
         model = load_model(self.bundle, trust_code=trust_code)
         convolutional = count_convs(model) > 1
+        #: weights of the network (counted before a CPU rewrite folds them into constants)
+        self.parameter_count = sum(p.numel() for p in model.parameters())
         # channels_last lets cuDNN pick its fastest conv kernels; transformers gain nothing.
         self.channels_last = self.device.type == "cuda" and convolutional
         model = model.to(self.device)
