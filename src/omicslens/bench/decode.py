@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import platform
 import statistics
 import sys
 import time
@@ -26,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from omicslens.bench.report import publish
 from omicslens.core import open_slide
-from omicslens.core.atomic import write_text_atomic
 from omicslens.core.chunk_cache import DEFAULT_BUDGET_MIB, set_shared_budget
 from omicslens.core.grid import TileGrid
 from omicslens.core.patches import read_patch
@@ -158,13 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{path.name} ...", file=sys.stderr, flush=True)
         results.append(measure(path, mpp, args.tiles, args.rounds))
     markdown = to_markdown(results, args.rounds)
-    facts = {"machine": platform.platform(), "python": platform.python_version()}
-    if args.json:
-        payload = {"results": [asdict(r) for r in results], **facts}
-        write_text_atomic(args.json, json.dumps(payload, indent=2))
-    if args.markdown:
-        write_text_atomic(args.markdown, markdown)
-    print(markdown)
+    publish(markdown, {"results": [asdict(r) for r in results]}, args.json, args.markdown)
     return 0 if all(r.identical for r in results) else 1
 
 

@@ -17,9 +17,7 @@ machine; results go to docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import platform
 import statistics
 import sys
 import time
@@ -27,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omicslens.core.atomic import write_text_atomic
+from omicslens.bench.report import publish
 
 DEFAULT_MODEL = "her2st-expression"
 
@@ -126,13 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     slide = args.slide or sample_path("her2st-c6")
     result = measure_first_screen(Path(slide), Path(resolve_model(args.model)), args.rounds)
-    result.update(machine=platform.platform(), python=platform.python_version())
-    markdown = to_markdown(result)
-    if args.json:
-        write_text_atomic(args.json, json.dumps(result, indent=2))
-    if args.markdown:
-        write_text_atomic(args.markdown, markdown)
-    print(markdown)
+    publish(to_markdown(result), result, args.json, args.markdown)
     return 0
 
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -33,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from omicslens.core.atomic import write_text_atomic
+from omicslens.bench.report import publish
 
 PEER_HOME = Path(os.environ.get("PEER_HOME", Path.home() / ".cache/omicslens-peer"))
 PEER_SCRIPTS = Path("/work/shared/peer")
@@ -200,13 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run_peer_benchmark(
         args.slide, args.model_dir, args.rounds, log=lambda m: print(m, file=sys.stderr)
     )
-    markdown = to_markdown(result)
-    if args.json:
-        payload = {**asdict(result), "machine": platform.platform(), "cpus": os.cpu_count()}
-        write_text_atomic(args.json, json.dumps(payload, indent=2))
-    if args.markdown:
-        write_text_atomic(args.markdown, markdown)
-    print(markdown)
+    publish(to_markdown(result), asdict(result), args.json, args.markdown)
     return 0
 
 
