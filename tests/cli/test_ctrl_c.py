@@ -54,8 +54,9 @@ def test_sigint_at_any_moment_is_one_line_and_exit_130(tmp_path) -> None:
             pytest.fail(f"Ctrl-C after {delay} s did not stop the process within 60 s")
         outcomes.append((delay, process.returncode, err))
         shutil.rmtree(out, ignore_errors=True)
+    summary = "\n".join(f"after {d} s: exit {c}, stderr ends {e[-300:]!r}" for d, c, e in outcomes)
     for delay, code, err in outcomes:
-        assert code == 130, f"after {delay} s: exit {code}\n{err[-2000:]}"
+        assert code == 130, f"after {delay} s: exit {code}\n{err[-2000:]}\n{summary}"
         assert err.rstrip().endswith("omicslens: interrupted"), err[-2000:]
         assert "Traceback" not in err and "terminate called" not in err, err[-2000:]
 

@@ -8,6 +8,7 @@ Here the import itself is inside the handler; nothing heavy is imported at modul
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -25,5 +26,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def console() -> None:
-    """Entry point: exit with :func:`main`'s status."""
-    sys.exit(main())
+    """Entry point: exit with :func:`main`'s status.
+
+    After a Ctrl-C the process leaves without the interpreter's teardown. Why: the
+    interrupt can land while zarr's background event loop (tifffile's zarr store) is
+    awaiting a chunk; tearing down then logs "Task was destroyed but it is pending!"
+    under our one line (seen in CI), and torch's pool can abort. Every output is written
+    atomically, so nothing half-written is left behind by skipping the teardown.
+    """
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
