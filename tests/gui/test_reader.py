@@ -10,7 +10,7 @@ import pytest
 from omicslens._napari import reader as reader_module
 from omicslens._napari.layers import slide_of
 from omicslens._napari.reader import napari_get_reader
-from tests.conftest import CMU1, TCGA
+from tests.conftest import CMU1, SAMPLES, TCGA
 
 
 def _wait_for_pixels(viewer, qtbot) -> np.ndarray:
@@ -68,14 +68,55 @@ def test_missing_resolution_asks_once_and_remembers(make_napari_viewer, monkeypa
     assert len(asked) == 1  # remembered, not asked again
 
 
+def _notifications(monkeypatch) -> list[str]:
+    from napari.utils import notifications
+
+    shown: list[str] = []
+    monkeypatch.setattr(notifications, "show_error", lambda message: shown.append(message))
+    return shown
+
+
 def test_cancelled_resolution_leaves_viewer_usable(make_napari_viewer, monkeypatch) -> None:
     monkeypatch.setattr(reader_module, "ask_resolution", lambda path, problem: None)
+    shown = _notifications(monkeypatch)
     viewer = make_napari_viewer(show=False)
-    with pytest.raises(Exception, match="MPP"):
-        viewer.open(str(TCGA), plugin="omicslens")
+    viewer.open(str(TCGA), plugin="omicslens")
     assert len(viewer.layers) == 0
+    assert len(shown) == 1 and TCGA.name in shown[0] and "MPP" in shown[0], shown
     viewer.open(str(CMU1), plugin="omicslens")  # still works
     assert len(viewer.layers) == 1
+
+
+def test_a_text_file_named_svs_gets_our_message(make_napari_viewer, monkeypatch, tmp_path) -> None:
+    fake = tmp_path / "notes.svs"
+    fake.write_text("not a slide")
+    shown = _notifications(monkeypatch)
+    viewer = make_napari_viewer(show=False)
+    viewer.open(str(fake), plugin="omicslens")
+    assert len(viewer.layers) == 0
+    assert len(shown) == 1 and "notes.svs" in shown[0] and "not TIFF" in shown[0], shown
+
+
+def test_open_without_plugin_name_uses_omicslens_once_preferred(make_napari_viewer) -> None:
+    from napari.settings import get_settings
+
+    from omicslens._napari.preferences import prefer_omicslens_reader
+
+    viewer = make_napari_viewer(show=False)
+    before = dict(get_settings().plugins.extension2reader)
+    try:
+        get_settings().plugins.extension2reader = {"*.ome.tiff": "napari"}  # the user's choice
+        assert "*.ome.tif" in prefer_omicslens_reader()
+        preferences = get_settings().plugins.extension2reader
+        assert preferences["*.ome.tiff"] == "napari"  # never replaced
+        assert preferences["*.svs"] == "omicslens"
+        # plugin=None is napari's File > Open and drag-and-drop route: the preference
+        # decides (``viewer.open(path)`` alone means napari's built-in reader)
+        layers = viewer.open(str(SAMPLES / "her2st-C6-half.ome.tif"), plugin=None)
+        assert slide_of(layers[0]) is not None  # a pyramid in micrometres, not pixels
+        assert viewer.canvas.overlays.scale_bar.visible
+    finally:
+        get_settings().plugins.extension2reader = before
 
 
 def test_resolution_dialog_requires_a_plausible_number(qtbot) -> None:

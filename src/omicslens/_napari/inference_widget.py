@@ -122,7 +122,7 @@ class InferenceWidget(QWidget):
         self.low_spin = QDoubleSpinBox()
         self.high_spin = QDoubleSpinBox()
         for spin in (self.low_spin, self.high_spin):
-            spin.setRange(-1e9, 1e9)
+            spin.setRange(-1e6, 1e6)
             spin.setDecimals(4)
             spin.setEnabled(False)
         self.snapshot_button = QPushButton("Snapshot PNG (scale bar, colour bar)…")
@@ -159,9 +159,9 @@ class InferenceWidget(QWidget):
         run_row = QHBoxLayout()
         run_row.addWidget(self.whole_button)
         run_row.addWidget(self.cancel_button)
-        contrast_row = QHBoxLayout()
-        contrast_row.addWidget(self.auto_contrast)
+        contrast_row = QHBoxLayout()  # limits under the auto box: the dock stays narrow
         contrast_row.addWidget(self.low_spin)
+        contrast_row.addWidget(QLabel("to"))
         contrast_row.addWidget(self.high_spin)
         form = QFormLayout()
         form.addRow("Slide", self.layer_combo)
@@ -184,7 +184,8 @@ class InferenceWidget(QWidget):
         display = QFormLayout()
         display.addRow("Colormap", self.colormap_combo)
         display.addRow("Opacity", self.opacity_slider)
-        display.addRow("Contrast", contrast_row)
+        display.addRow("Contrast", self.auto_contrast)
+        display.addRow("", contrast_row)
         layout.addLayout(display)
         layout.addWidget(self.measured)
         layout.addWidget(self.similarity)
@@ -542,7 +543,9 @@ class InferenceWidget(QWidget):
         target = Path(path)
         if target.exists() and not overwrite:
             raise FileExistsError(f"{target} exists; choose another name")
-        self.viewer.scale_bar.visible = True
+        from omicslens._napari.preferences import show_scale_bar
+
+        show_scale_bar(self.viewer)
         if self.live is not None:
             self.live.overlay.layer.colorbar.visible = True
         pixels = self.viewer.screenshot(canvas_only=True, flash=False)

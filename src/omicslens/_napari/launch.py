@@ -26,6 +26,7 @@ def launch(
     import napari
 
     from omicslens._napari.layers import slide_layer_data
+    from omicslens._napari.preferences import show_scale_bar
     from omicslens._napari.reader import open_for_viewer
 
     if model and output:
@@ -38,8 +39,7 @@ def launch(
     if screenshot:
         _quiet_backend_notice()
     viewer = napari.Viewer(title="OmicsLens")
-    if not model:
-        viewer.window.add_plugin_dock_widget("omicslens", "Slide info")
+    _, panel = viewer.window.add_plugin_dock_widget("omicslens", "OmicsLens")
     if path is not None:
         try:
             slide = open_for_viewer(Path(path), mpp=mpp)
@@ -49,10 +49,10 @@ def launch(
             return EXIT_INPUT_ERROR
         data, kwargs, _ = slide_layer_data(slide)
         viewer.add_image(data, **kwargs)
-        viewer.scale_bar.visible = True
+        show_scale_bar(viewer)
         viewer.reset_view()
     if model:
-        code = _start_prediction(viewer, model, output)
+        code = _start_prediction(panel, model, output)
         if code:
             viewer.close()
             return code
@@ -71,14 +71,15 @@ def _quiet_backend_notice() -> None:
     qt_main_window.SHOW_QT_WARNING = False  # type: ignore[attr-defined]
 
 
-def _start_prediction(viewer: Any, model: str, output: str | None) -> int:
-    """Dock the Predict widget, load ``model`` for the slide, follow the view."""
+def _start_prediction(panel: Any, model: str, output: str | None) -> int:
+    """Show the Predict tab, load ``model`` for the slide, follow the view."""
     try:
         folder = _model_folder(model)
     except FileNotFoundError as error:
         print(f"omicslens: error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR
-    _, widget = viewer.window.add_plugin_dock_widget("omicslens", "Predict")
+    panel.show_tab("Predict")
+    widget = panel.predict
     widget.add_model_folder(folder)
     if output:
         widget.initial_output = output

@@ -1,9 +1,19 @@
 """napari reader contribution: whole-slide images as multiscale layers in micrometres.
 
-Returns None for paths that are not slides we read, so napari can try other plugins.
+Returns None for paths that are not slides we read, so napari can try other plugins,
+except for the whole-slide extensions only OmicsLens reads (``.svs``, ``.ndpi``,
+``.btf``): a file named so that is not a slide gets our message ("not a TIFF file"),
+not napari's generic "no plugin found".
 When a slide states no resolution, the user is asked once (``ask_resolution``) and the
 answer is remembered for that file's content; cancelling leaves the file unopened with
 a clear message. Nothing is guessed.
+
+A slide that cannot be opened is reported as one short notification naming the file
+and the problem (our typed :class:`~omicslens.core.OmicsLensError` message), not as
+napari's "Tried to read with plugin ..." toast with a traceback: the reader returns
+napari's "empty file" sentinel, so no layer is added and the viewer stays as it was.
+Opening a slide also turns on the scale bar, and makes OmicsLens napari's preferred
+reader for the whole-slide patterns (:mod:`omicslens._napari.preferences`).
 """
 
 from __future__ import annotations
@@ -13,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from omicslens._napari.layers import slide_layer_data
-from omicslens.core import MissingResolutionError, Slide, open_slide, sniff_format
+from omicslens._napari.preferences import prefer_omicslens_reader, show_scale_bar
+from omicslens.core import MissingResolutionError, OmicsLensError, Slide, open_slide, sniff_format
 from omicslens.core.exports.zarr_raster import is_prediction_zarr, read_prediction_zarr
 from omicslens.core.settings import remember_mpp, remembered_mpp
 
@@ -24,6 +35,9 @@ def _ask_with_dialog(path: Path, problem: str) -> float | None:
     return ask_resolution_dialog(path, problem)
 
 
+#: extensions no other napari reader opens: a broken file named so gets our message
+ONLY_OURS = frozenset({".svs", ".ndpi", ".btf"})
+
 #: How the reader asks for a missing resolution: (path, problem) -> mpp or None.
 #: Tests replace it; the default shows a Qt dialog.
 ask_resolution: Callable[[Path, str], float | None] = _ask_with_dialog
@@ -33,8 +47,11 @@ def napari_get_reader(path: str | list[str]) -> Callable[..., list[Any]] | None:
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     if paths and all(is_prediction_zarr(p) for p in paths):
         return read_predictions
-    if not paths or any(sniff_format(p) is None for p in paths):
+    if not paths:
         return None
+    if any(sniff_format(p) is None for p in paths):
+        claimed = all(Path(p).suffix.lower() in ONLY_OURS for p in paths)
+        return read_slides if claimed else None
     return read_slides
 
 
@@ -68,8 +85,31 @@ def read_predictions(path: str | list[str]) -> list[Any]:
 
 
 def read_slides(path: str | list[str]) -> list[Any]:
+    """Layer data of each slide; a slide that cannot be opened is a notification."""
+    import napari
+
     paths = [path] if isinstance(path, (str, Path)) else list(path)
-    return [slide_layer_data(open_for_viewer(Path(p))) for p in paths]
+    layers = []
+    for item in paths:
+        try:
+            layers.append(slide_layer_data(open_for_viewer(Path(item))))
+        except OmicsLensError as error:
+            report_unopened(Path(item), error)
+    if not layers:
+        return [(None,)]  # napari's "empty file": nothing added, no second error toast
+    prefer_omicslens_reader()
+    show_scale_bar(napari.current_viewer())
+    return layers
+
+
+def report_unopened(path: Path, error: OmicsLensError) -> None:
+    """One notification: the file and the problem (our messages name the file)."""
+    from napari.utils.notifications import show_error
+
+    message = str(error)
+    if path.name not in message:
+        message = f"{path.name}: {message}"
+    show_error(f"OmicsLens could not open {message}")
 
 
 def open_for_viewer(path: Path, mpp: float | None = None) -> Slide:

@@ -35,6 +35,17 @@ from qtpy.QtWidgets import (
 
 from omicslens._napari.jobs import JobHandle, start_job
 from omicslens._napari.layers import slide_of
+from omicslens._napari.region_edits import RegionEdits, ShapeRecord, add_shapes, snapshot
+from omicslens._napari.region_table import (
+    COLUMNS,
+    INDEX_ROLE,
+    NAME_COLUMN,
+    basic_rows,
+    cell_counts,
+    fill_table,
+    number_item,
+    predicted_rows,
+)
 from omicslens._napari.state import viewer_state
 from omicslens.app.progress import Progress
 from omicslens.app.regions import (
@@ -44,49 +55,17 @@ from omicslens.app.regions import (
     summarise_regions,
     tissue_tiles_in,
 )
-from omicslens.core.region_stats import Comparison, RegionSummary, top_outputs
+from omicslens.core.region_stats import Comparison, RegionSummary
 from omicslens.core.regions import Region, read_regions, write_regions
+
+__all__ = ["REST", "RegionsWidget", "cell_counts"]
 
 if TYPE_CHECKING:
     import napari
 
 REST = "rest of the tissue"
-COLUMNS = [
-    "region",
-    "area mm²",
-    "tiles",
-    "tissue",
-    "predicted",
-    "unpredicted",
-    "mean",
-    "median",
-    "SD",
-    "top",
-    "gene sets",
-    "cells",
-]
-
-
-def cell_counts(analysis: Any, region: Region) -> dict[str, int]:
-    """Cells per class (reviewer corrections applied) whose centre lies in ``region``."""
-    if analysis is None or not analysis.cells:
-        return {}
-    x = np.array([c.centre_x for c in analysis.cells])
-    y = np.array([c.centre_y for c in analysis.cells])
-    inside = region.contains(x, y)
-    labels = analysis.labels()
-    counts: dict[str, int] = {}
-    for index in np.flatnonzero(inside):
-        counts[labels[index]] = counts.get(labels[index], 0) + 1
-    return counts
-
-
-def _number_item(value: float, text: str | None = None) -> QTableWidgetItem:
-    item = QTableWidgetItem()
-    item.setData(0, float(value) if np.isfinite(value) else float("nan"))
-    if text is not None:
-        item.setText(text)
-    return item
+UNDO_TIP = "Undo the last region edit (drawn, moved, deleted, renamed or imported)"
+REDO_TIP = "Redo the region edit just undone"
 
 
 def _region_tiles_job(live: Any, regions: list[Region]) -> Generator[Progress, None, Any]:
@@ -115,13 +94,22 @@ class RegionsWidget(QWidget):
         self._again = False  # regions changed while busy: compute once more
         self.predict_job: JobHandle | None = None
         self.comparison: Comparison | None = None
+        self.edits: RegionEdits | None = None
         self.new_button = QPushButton("New regions layer")
+        self.undo_button = QPushButton("Undo")
+        self.redo_button = QPushButton("Redo")
+        self.undo_button.setToolTip(UNDO_TIP + " (Ctrl+Z)")
+        self.redo_button.setToolTip(REDO_TIP + " (Ctrl+Shift+Z)")
         self.import_button = QPushButton("Import GeoJSON…")
         self.export_button = QPushButton("Export GeoJSON…")
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSortingEnabled(True)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setEditTriggers(
+            QAbstractItemView.DoubleClicked | QAbstractItemView.EditKeyPressed
+        )
+        self.table.setToolTip("Double-click a region's name to rename it; Ctrl+C copies rows")
         self.predict_button = QPushButton("Predict the unpredicted tiles in the regions")
         self.crop_button = QPushButton("Export selected region as OME-TIFF…")
         self.a_combo = QComboBox()
@@ -140,6 +128,7 @@ class RegionsWidget(QWidget):
         self.compare_table = QTableWidget(0, 4)
         self.compare_table.setHorizontalHeaderLabels(["output", "difference", "p", "q (BH)"])
         self.compare_table.setSortingEnabled(True)
+        self.compare_table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
 
@@ -150,7 +139,8 @@ class RegionsWidget(QWidget):
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(180)
         self.status = QLabel(
-            "Draw or import regions; load a model in the Predict dock for their statistics."
+            "Draw or import regions: their area and cells are measured at once; load a "
+            "model in the Predict tab for the predicted expression inside them."
         )
         self.status.setWordWrap(True)
         for table in (self.table, self.compare_table):
@@ -158,6 +148,10 @@ class RegionsWidget(QWidget):
         row = QHBoxLayout()
         for button in (self.new_button, self.import_button, self.export_button):
             row.addWidget(button)
+        edit_row = QHBoxLayout()
+        edit_row.addWidget(self.undo_button)
+        edit_row.addWidget(self.redo_button)
+        edit_row.addStretch(1)
         compare_row = QHBoxLayout()
         compare_row.addWidget(self.a_combo, 1)
         compare_row.addWidget(QLabel("vs"))
@@ -165,6 +159,7 @@ class RegionsWidget(QWidget):
         compare_row.addWidget(self.compare_button)
         layout = QVBoxLayout(self)
         layout.addLayout(row)
+        layout.addLayout(edit_row)
         layout.addWidget(self.table, 2)
         layout.addWidget(self.predict_button)
         layout.addWidget(self.crop_button)
@@ -181,6 +176,12 @@ class RegionsWidget(QWidget):
         self._debounce.setInterval(300)
         self._debounce.timeout.connect(self.refresh)
         self.new_button.clicked.connect(self.new_layer)
+        self.undo_button.clicked.connect(self.undo)
+        self.redo_button.clicked.connect(self.redo)
+        QShortcut(QKeySequence.Undo, self, activated=self.undo)
+        QShortcut(QKeySequence.Redo, self, activated=self.redo)
+        self.table.itemChanged.connect(self._renamed)
+        self._update_undo_buttons()
         self.import_button.clicked.connect(self._import_dialog)
         self.export_button.clicked.connect(self._export_dialog)
         self.predict_button.clicked.connect(self.predict_missing)
@@ -190,6 +191,7 @@ class RegionsWidget(QWidget):
         # the table and plot follow the Predict dock's model and shown output
         self.state.events.live.connect(lambda _live: self._debounce.start())
         self.state.events.output.connect(lambda _output: self._debounce.start())
+        self.state.events.smear.connect(lambda _smear: self._debounce.start())  # cell counts
 
     # -- regions <-> shapes -----------------------------------------------------------------
     def _slide_layer(self) -> Any:
@@ -216,11 +218,19 @@ class RegionsWidget(QWidget):
         # width keeps them visible when the whole slide is on screen
         width = slide.dimensions[0] if slide is not None else 1000
         self.shapes.current_edge_width = max(2.0, width / 150)
+        # names on the canvas, beside each region
+        self.shapes.text = {"string": "{name}", "color": "cyan", "size": 11, "anchor": "upper_left"}
+        self.shapes.features = {"name": [], "id": []}
         self.shapes.events.data.connect(lambda event=None: self._debounce.start())
         self._autosave = self._autosave_path(slide)
+        restored: list[Region] = []
         if self._autosave is not None and self._autosave.exists():
             restored = read_regions(self._autosave)
             self._add_regions(restored)
+        # the restored regions are where undo stops
+        self.edits = RegionEdits(self.shapes, self._autosave)
+        self._update_undo_buttons()
+        if restored:
             self.status.setText(f"Restored {len(restored)} regions from {self._autosave}.")
         return self.shapes
 
@@ -232,48 +242,84 @@ class RegionsWidget(QWidget):
         slide_path = getattr(slide, "path", None)
         return autosave_path(slide_path, config_dir()) if slide_path else None
 
-    def _save(self) -> None:
-        """Autosave (atomic) whenever regions change; never lose a user's annotations."""
-        if self._autosave is None or self.shapes is None:
+    # -- edits ------------------------------------------------------------------------------
+    def undo(self) -> bool:
+        """Undo the last region edit (the layer, the table and the autosave follow)."""
+        done = self.edits is not None and self.edits.undo()
+        self._after_history(done, "Undone")
+        return bool(done)
+
+    def redo(self) -> bool:
+        done = self.edits is not None and self.edits.redo()
+        self._after_history(done, "Redone")
+        return bool(done)
+
+    def _after_history(self, done: bool, what: str) -> None:
+        self._update_undo_buttons()
+        if done:
+            self._debounce.stop()
+            self.refresh()
+            self.status.setText(f"{what}: {len(self.regions())} regions.")
+
+    def _update_undo_buttons(self) -> None:
+        history = self.edits.history if self.edits is not None else None
+        self.undo_button.setEnabled(bool(history and history.can_undo))
+        self.redo_button.setEnabled(bool(history and history.can_redo))
+
+    def _renamed(self, item: QTableWidgetItem) -> None:
+        """A name edited in the table goes to the shape (and the canvas, and the file)."""
+        if item.column() != NAME_COLUMN or self.shapes is None:
             return
-        regions = self.regions()
-        if regions or self._autosave.exists():  # an empty layer never creates a file
-            write_regions(regions, self._autosave, overwrite=True)
+        index = item.data(INDEX_ROLE)
+        names = [r.name for r in self.regions()]
+        new = item.text().strip()
+        if index is None or not 0 <= int(index) < len(names) or not new:
+            return
+        if new == names[int(index)]:
+            return
+        names[int(index)] = new
+        features = self.shapes.features.copy()
+        features["name"] = names
+        self.shapes.features = features
+        self.shapes.refresh_text()
+        self._debounce.start()
 
     def regions(self) -> list[Region]:
         """Regions in level-0 pixels from the shapes layer (data coordinates are pixels)."""
         if self.shapes is None:
             return []
-        names = list(self.shapes.features["name"]) if "name" in self.shapes.features else []
-        out = []
-        for i, (data, kind) in enumerate(
-            zip(self.shapes.data, self.shapes.shape_type, strict=True)
-        ):
-            vertices = np.asarray(data)[:, ::-1]  # (y, x) -> (x, y)
-            name = names[i] if i < len(names) and names[i] else f"region {i + 1}"
-            out.append(Region(str(name), vertices, shape_type=kind))
-        return out
+        from omicslens._napari.region_edits import regions_of
+
+        return regions_of(snapshot(self.shapes))
 
     def import_regions(self, path: str | Path) -> int:
+        """Add a GeoJSON file's regions; those already in the layer (same name and
+        outline) are not added twice. Returns how many were added."""
         regions = read_regions(path)
         layer = self.shapes or self.new_layer()
         if layer is None:
             return 0
-        self._add_regions(regions)
+        added = self._add_regions(regions)
+        skipped = len(regions) - added
         self.refresh()
-        return len(regions)
+        self.status.setText(
+            f"Imported {added} regions from {Path(path).name}"
+            + (f"; {skipped} already present were not added again." if skipped else ".")
+        )
+        return added
 
-    def _add_regions(self, regions: list[Region]) -> None:
-        layer = self.shapes
+    def _add_regions(self, regions: list[Region]) -> int:
+        present = {(r.name, r.vertices) for r in snapshot(self.shapes)}
+        records = []
         for region in regions:
-            kind = (
-                region.shape_type
-                if region.shape_type in ("polygon", "rectangle", "ellipse")
-                else "polygon"
-            )
-            layer.add(np.asarray(region.vertices)[:, ::-1], shape_type=kind)
-        names = [r.name for r in self.regions()[: len(layer.data) - len(regions)]]
-        layer.features = {"name": [*names, *[r.name for r in regions]]}
+            vertices = tuple(map(tuple, np.round(region.vertices[:, ::-1], 3).tolist()))
+            if (region.name, vertices) in present:
+                continue
+            present.add((region.name, vertices))
+            records.append(ShapeRecord(region.name, region.shape_type, vertices, region.id))
+        if records:
+            add_shapes(self.shapes, tuple(records))
+        return len(records)
 
     def export_regions(self, path: str | Path, overwrite: bool = False) -> Path:
         """QuPath GeoJSON with the same measurements ``omicslens predict --regions`` writes."""
@@ -307,14 +353,22 @@ class RegionsWidget(QWidget):
         from napari.qt.threading import thread_worker
 
         live = self.state.live
+        if self.edits is not None and self.edits.settle():
+            self._update_undo_buttons()
         regions = self.regions()
         self.state.regions = regions
-        self._save()
         if live is None or not regions:
-            if not regions:
-                self.report, self.summaries = None, []
-                self.table.setRowCount(0)
-                self.plot()
+            # no model (or no region): what is known without one, never a stale row
+            self.report, self.summaries = None, []
+            fill_table(self.table, basic_rows(regions, self._mpp(), self.state.smear))
+            self._fill_combos([r.name for r in regions])
+            self.compare_table.setRowCount(0)
+            self.plot()
+            if regions:
+                self.status.setText(
+                    f"{len(regions)} regions. Load a model in the Predict tab for the "
+                    "predicted expression inside them."
+                )
             return
         if self.busy:
             self._again = True
@@ -340,71 +394,30 @@ class RegionsWidget(QWidget):
             return  # the model changed meanwhile
         self.report = report
         self.summaries = [r.summary for r in report.regions]
-        session = live.session
-        names = report.output_names
-        shown = live.output
-        from omicslens.core.genesets import available_gene_sets
-
-        gene_sets = available_gene_sets(names, session.bundle.output_meta)
-        not_expression = {
-            m.get("name", "")
-            for m in session.bundle.output_meta
-            if m.get("kind") in ("uncertainty", "domain")
-        }
-        smear = self.state.smear
-        self.table.setSortingEnabled(False)
-        self.table.setRowCount(len(report.regions))
-        for row, stats in enumerate(report.regions):
-            s = stats.summary
-            shown_values = shown.apply(stats.values) if s.predicted else np.empty(0)
-            mean = float(shown_values.mean()) if s.predicted else float("nan")
-            median = float(np.median(shown_values)) if s.predicted else float("nan")
-            sd = float(shown_values.std(ddof=1)) if s.predicted > 1 else float("nan")
-            top = ", ".join(f"{n} {v:.2f}" for n, v in top_outputs(s, names, 5, not_expression))
-            sets = ""
-            if s.predicted:
-                sets = ", ".join(
-                    f"{g.label.split(' [')[0]} {float(g.apply(s.mean[None])[0]):.2f}"
-                    for g in gene_sets
-                )
-            counts = cell_counts(smear, stats.region)
-            total = sum(counts.values())
-            cell_text = ", ".join(
-                f"{k} {v} ({100 * v / total:.0f}%)" for k, v in sorted(counts.items())
-            )
-            cells = [
-                QTableWidgetItem(s.name),
-                _number_item(s.area_mm2, f"{s.area_mm2:.3f}"),
-                _number_item(s.tiles),
-                _number_item(s.tissue_tiles),
-                _number_item(s.predicted),
-                _number_item(s.unpredicted),
-                _number_item(mean, f"{mean:.3f}"),
-                _number_item(median, f"{median:.3f}"),
-                _number_item(sd, f"{sd:.3f}"),
-                QTableWidgetItem(top),
-                QTableWidgetItem(sets),
-                QTableWidgetItem(cell_text),
-            ]
-            for column, item in enumerate(cells):
-                self.table.setItem(row, column, item)
-        self.table.setSortingEnabled(True)
-        choices = [s.name for s in self.summaries]
-        for combo, extra in ((self.a_combo, []), (self.b_combo, [REST])):
-            current = combo.currentText()
-            combo.clear()
-            combo.addItems([*choices, *extra])
-            if current:
-                combo.setCurrentText(current)
-        if self.b_combo.currentText() == self.a_combo.currentText():
-            self.b_combo.setCurrentText(REST)  # never a region against itself by default
+        fill_table(self.table, predicted_rows(report, live, self.state.smear))
+        self._fill_combos([s.name for s in self.summaries])
         self.plot()
         missing = report.unpredicted()
         self.status.setText(
             f"{len(report.regions)} regions; {missing} tissue tiles in them not predicted yet"
             + (" (press Predict to fill them)." if missing else ".")
-            + f" Mean column: {shown.label}."
+            + f" Mean column: {live.output.label}."
         )
+
+    def _fill_combos(self, choices: list[str]) -> None:
+        for combo, extra in ((self.a_combo, []), (self.b_combo, [REST])):
+            current = combo.currentText()
+            combo.clear()
+            combo.addItems([*choices, *extra])
+            if current in choices or current == REST:
+                combo.setCurrentText(current)
+        if self.b_combo.currentText() == self.a_combo.currentText():
+            self.b_combo.setCurrentText(REST)  # never a region against itself by default
+
+    def _mpp(self) -> tuple[float, float] | None:
+        layer = self._slide_layer()
+        slide = slide_of(layer) if layer is not None else None
+        return (slide.mpp_x, slide.mpp_y) if slide is not None else None
 
     def plot_values(self) -> dict[str, np.ndarray]:
         """Per region, the shown output over its predicted tissue tiles (what is plotted)."""
@@ -490,7 +503,7 @@ class RegionsWidget(QWidget):
             values = (result.difference[row], result.p[row], result.q[row])
             self.compare_table.setItem(row, 0, QTableWidgetItem(name))
             for column, value in enumerate(values, start=1):
-                self.compare_table.setItem(row, column, _number_item(value, f"{value:.3g}"))
+                self.compare_table.setItem(row, column, number_item(value, f"{value:.3g}"))
         self.compare_table.setSortingEnabled(True)
         self.compare_table.sortItems(3)
         self.status.setText(

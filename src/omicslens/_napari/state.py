@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from psygnal import evented
@@ -103,6 +104,27 @@ class ViewerState:
 _STATES: dict[int, ViewerState] = {}
 
 
+def warn_if_opened_as_pixels(layer: Any) -> None:
+    """A whole-slide file opened by napari's built-in reader (``viewer.open(path)`` names
+    it by default): say so, since it is in pixels, without the pyramid, unpredictable."""
+    from fnmatch import fnmatch
+
+    from omicslens._napari.preferences import OWNED_PATTERNS
+
+    source = getattr(layer, "source", None)
+    path = str(getattr(source, "path", "") or "")
+    if getattr(source, "reader_plugin", None) != "napari" or not path:
+        return
+    if any(fnmatch(path.lower(), pattern) for pattern in OWNED_PATTERNS):
+        from napari.utils.notifications import show_warning
+
+        show_warning(
+            f"{Path(path).name} was opened by napari's built-in reader: pixels, not "
+            "micrometres, and OmicsLens cannot predict on it. Open it with File > Open, "
+            "or viewer.open(path, plugin='omicslens')."
+        )
+
+
 class _CloseWatcher(QObject):
     """Runs ``state.shutdown`` when the viewer's main window closes."""
 
@@ -140,7 +162,20 @@ def viewer_state(viewer: Any) -> ViewerState:
     def removed(event: Any) -> None:
         state.slide_layer_removed(event.value)
 
+    def inserted(event: Any) -> None:
+        from omicslens._napari.layers import slide_of
+        from omicslens._napari.preferences import show_scale_bar
+
+        if slide_of(event.value) is not None:  # a slide, however it was opened
+            show_scale_bar(viewer)
+        else:
+            warn_if_opened_as_pixels(event.value)
+
+    from omicslens._napari.preferences import prefer_omicslens_reader
+
+    prefer_omicslens_reader()
     viewer.layers.events.removed.connect(removed)
+    viewer.layers.events.inserted.connect(inserted)
     window = _unwrapped(getattr(_unwrapped(getattr(viewer, "window", None)), "_qt_window", None))
     if window is not None:
         watcher = _CloseWatcher(state, key, window)
