@@ -40,6 +40,7 @@ from omicslens._napari.state import viewer_state
 from omicslens._napari.trust_prompt import ask_to_trust
 from omicslens.core.genesets import OutputCombination, available_gene_sets, single_output
 from omicslens.core.samples import bundled_tile_models
+from omicslens.core.session import ShownOutput
 
 if TYPE_CHECKING:
     import napari
@@ -79,6 +80,8 @@ class InferenceWidget(QWidget):
         self.confirm_trust: Callable[[QWidget, BaseException], bool] = ask_to_trust
         #: Output (gene or set label) to select once a model is loaded (``view --output``).
         self.initial_output: str | None = None
+        #: colour map, opacity and fixed limits to apply once loaded (a reopened session)
+        self.initial_display: ShownOutput | None = None
         self._worker: Any = None
         self.whole_slide_job: JobHandle | None = None
         self.view_job: JobHandle | None = None
@@ -304,6 +307,8 @@ class InferenceWidget(QWidget):
         )
         self.live.set_follow_view(self.follow_check.isChecked())
         self._fill_outputs(session)
+        if self.initial_display is not None:
+            self.apply_display(self.initial_display)
         self._set_running(True)
         self.measured.session_changed()
         device = session.predictor.device
@@ -510,6 +515,36 @@ class InferenceWidget(QWidget):
         )
 
     # -- display -------------------------------------------------------------------------
+    def display_settings(self) -> ShownOutput | None:
+        """The shown output and how it is displayed (what a saved session keeps)."""
+        choice = self.current_choice
+        if self.live is None or choice is None:
+            return None
+        limits = None
+        if not self.auto_contrast.isChecked():
+            limits = (self.low_spin.value(), self.high_spin.value())
+        return ShownOutput(
+            choice.label,
+            limits,
+            self.colormap_combo.currentText(),
+            self.opacity_slider.value() / 100,
+        )
+
+    def apply_display(self, shown: ShownOutput) -> None:
+        """Show ``shown``'s output with its colour map, opacity and limits (None = auto)."""
+        self.select_output(shown.label)
+        if shown.colormap:
+            self.colormap_combo.setCurrentText(shown.colormap)
+        if shown.opacity is not None:
+            self.opacity_slider.setValue(round(shown.opacity * 100))
+        if shown.contrast_limits is None:
+            self.auto_contrast.setChecked(True)
+        else:
+            self.auto_contrast.setChecked(False)
+            self.low_spin.setValue(shown.contrast_limits[0])
+            self.high_spin.setValue(shown.contrast_limits[1])
+            self._contrast_changed()
+
     def _colormap_changed(self, name: str) -> None:
         if self.live is not None:
             self.live.overlay.layer.colormap = name

@@ -40,6 +40,8 @@ def launch(
         _quiet_backend_notice()
     viewer = napari.Viewer(title="OmicsLens")
     _, panel = viewer.window.add_plugin_dock_widget("omicslens", "OmicsLens")
+    if path is not None and is_session_file(Path(path)):
+        return _launch_session(viewer, panel, Path(path), screenshot)
     if path is not None:
         try:
             slide = open_for_viewer(Path(path), mpp=mpp)
@@ -58,6 +60,30 @@ def launch(
             return code
     if screenshot:
         return _screenshot_and_exit(viewer, screenshot, wait_for_predictions=bool(model))
+    napari.run()
+    return 0
+
+
+def is_session_file(path: Path) -> bool:
+    from omicslens.core.session import SESSION_SUFFIX
+
+    return path.name.endswith(SESSION_SUFFIX)
+
+
+def _launch_session(viewer: Any, panel: Any, path: Path, screenshot: Path | None) -> int:
+    """``omicslens view SESSION``: the review as it was saved."""
+    import napari
+
+    from omicslens._napari.review_session import restore
+
+    try:
+        session = restore(panel, path)
+    except OmicsLensError as error:
+        viewer.close()
+        print(f"omicslens: error: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    if screenshot:
+        return _screenshot_and_exit(viewer, screenshot, wait_for_predictions=bool(session.model))
     napari.run()
     return 0
 

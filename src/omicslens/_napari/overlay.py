@@ -87,7 +87,10 @@ class PredictionOverlay:
     def set_output(self, raster: np.ndarray, output: OutputCombination | None = None) -> None:
         """Show another output (its full raster was computed off the GUI thread)."""
         self.layer.data = raster
-        self.autoscale()
+        if self._auto_contrast:
+            self.autoscale()
+        else:  # limits the user fixed stay (the Predict tab shows them)
+            self.layer.refresh()
         if output is not None:  # after the contrast, so the key shows the new range at once
             self.legend.show(output.label, self._unit(output))
 

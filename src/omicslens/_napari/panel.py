@@ -14,10 +14,21 @@ sit off screen and is never predicted.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import QSize, QTimer
-from qtpy.QtWidgets import QFrame, QScrollArea, QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from omicslens._napari.inference_widget import InferenceWidget
 from omicslens._napari.regions_widget import RegionsWidget
@@ -67,15 +78,43 @@ class OmicsLensPanel(QWidget):
         for page, title, tip in zip(pages, self.TABS, tips, strict=True):
             index = self.tabs.addTab(_scrolling(page), title)
             self.tabs.setTabToolTip(index, tip)
+        self.save_button = QPushButton("Save session…")
+        self.save_button.setToolTip(
+            "Save the slide, model, shown output and colours, regions, cell corrections "
+            "and view as one small .omicslens.json file"
+        )
+        self.open_button = QPushButton("Open session…")
+        self.open_button.setToolTip("Reopen a saved session (omicslens view SESSION does too)")
+        self.session_status = QLabel("")
+        self.session_status.setWordWrap(True)
+        self.session_status.setVisible(False)  # shown with its first message
+        self.session_status.setContentsMargins(6, 0, 6, 0)
+        session_row = QHBoxLayout()
+        session_row.setContentsMargins(6, 4, 6, 0)
+        session_row.addWidget(self.save_button)
+        session_row.addWidget(self.open_button)
+        session_row.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(session_row)
+        layout.addWidget(self.session_status)
         layout.addWidget(self.tabs)
         self.setMinimumSize(PANEL_MIN_WIDTH, PANEL_MIN_HEIGHT)
         self._fitted = False
+        #: a reopened session's camera: the first fit of the view must not replace it
+        self.keep_camera = False
+        #: the session file last saved or opened (the default of the next save)
+        self.session_path: Path | None = None
+        self.save_button.clicked.connect(self._save_dialog)
+        self.open_button.clicked.connect(self._open_dialog)
 
     def sizeHint(self) -> QSize:
         """Narrow: the widest page (the smear gallery) would otherwise set the width."""
         return QSize(PANEL_WIDTH, super().sizeHint().height())
+
+    def _say(self, text: str) -> None:
+        self.session_status.setText(text)
+        self.session_status.setVisible(bool(text))
 
     def show_tab(self, title: str) -> None:
         self.tabs.setCurrentIndex(self.TABS.index(title))
@@ -93,5 +132,74 @@ class OmicsLensPanel(QWidget):
             QTimer.singleShot(0, self._fit_view)
 
     def _fit_view(self) -> None:
-        if len(self.viewer.layers):
+        if len(self.viewer.layers) and not self.keep_camera:
             self.viewer.reset_view()
+
+    # -- sessions ---------------------------------------------------------------------
+    def save_session(self, path: str | Path, overwrite: bool = False) -> Any:
+        """Save in a worker thread (the slide is read for its fingerprint); returns it."""
+        from napari.qt.threading import thread_worker
+
+        from omicslens._napari.review_session import capture, write
+
+        session = capture(self)  # the GUI's state, read here on the GUI thread
+        worker = thread_worker(write, start_thread=False)(session, path, overwrite)
+        worker.returned.connect(self._saved)
+        worker.errored.connect(lambda e: self._say(f"Not saved: {e}"))
+        self._session_worker = worker
+        worker.start()
+        return worker
+
+    def _saved(self, written: Path) -> None:
+        self.session_path = written
+        self._say(f"Session saved to {written}.")
+
+    def open_session(self, path: str | Path) -> Any:
+        """Reopen a session: the file and slide are read in a worker thread; a bad file
+        is reported in the panel and as a notification naming it."""
+        from napari.qt.threading import thread_worker
+
+        from omicslens._napari.review_session import prepare
+
+        self._say(f"Opening {Path(path).name}…")
+        worker = thread_worker(prepare, start_thread=False)(path)
+        worker.returned.connect(lambda result: self._reopened(Path(path), *result))
+        worker.errored.connect(self._not_reopened)
+        self._session_worker = worker
+        worker.start()
+        return worker
+
+    def _reopened(self, path: Path, session: Any, slide: Any) -> None:
+        from omicslens._napari.review_session import apply
+
+        apply(self, session, slide, path)
+        self._say(f"Session {path.name} reopened.")
+
+    def _not_reopened(self, error: BaseException) -> None:
+        from napari.utils.notifications import show_error
+
+        self._say(f"Not opened: {error}")
+        show_error(f"OmicsLens could not open the session {error}")
+
+    def _save_dialog(self) -> None:
+        from omicslens.core.session import SESSION_SUFFIX
+
+        default = str(self.session_path or Path.home() / f"review{SESSION_SUFFIX}")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save OmicsLens session", default, f"OmicsLens session (*{SESSION_SUFFIX})"
+        )
+        if not path:
+            return
+        try:
+            self.save_session(path, overwrite=True)  # the dialog asked before replacing
+        except ValueError as error:  # no slide open
+            self._say(f"Not saved: {error}")
+
+    def _open_dialog(self) -> None:
+        from omicslens.core.session import SESSION_SUFFIX
+
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open OmicsLens session", "", f"OmicsLens session (*{SESSION_SUFFIX})"
+        )
+        if path:
+            self.open_session(path)

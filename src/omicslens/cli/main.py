@@ -47,7 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(handler=cmd_info)
 
     view = commands.add_parser("view", help="open napari with the OmicsLens plugin ready")
-    view.add_argument("slide", type=Path, nargs="?", help="slide to open")
+    view.add_argument(
+        "slide",
+        type=Path,
+        nargs="?",
+        help="slide to open, or a saved session (*.omicslens.json: slide, model, output, "
+        "regions, corrections and view as they were saved)",
+    )
     view.add_argument("--sample", choices=sorted(SAMPLES), help="open a bundled sample instead")
     view.add_argument("--mpp", type=float, help="microns per pixel, for slides that state none")
     view.add_argument(

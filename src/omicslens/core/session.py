@@ -60,7 +60,8 @@ class SessionSlideError(SessionFileError):
 
 @dataclass(frozen=True)
 class Camera:
-    """The napari view: ``center`` in world coordinates (level-0 pixels) and ``zoom``."""
+    """The napari view: ``center`` in world coordinates (micrometres for an OmicsLens
+    slide, whose layers are scaled in um) and ``zoom``."""
 
     center: tuple[float, ...]
     zoom: float
