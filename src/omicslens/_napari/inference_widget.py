@@ -31,7 +31,7 @@ from qtpy.QtWidgets import (
 )
 
 from omicslens._napari.domain_banner import DomainBanner
-from omicslens._napari.jobs import JobHandle, start_job
+from omicslens._napari.jobs import JobHandle, show_activity, start_job
 from omicslens._napari.layers import fill_slide_layer_combo, slide_of
 from omicslens._napari.live_inference import LiveInference
 from omicslens._napari.measured_panel import MeasuredPanel
@@ -270,7 +270,7 @@ class InferenceWidget(QWidget):
         )
         worker.returned.connect(lambda result: self._session_ready(layer, *result))
         worker.errored.connect(self._load_failed)
-        self._worker = worker
+        self._worker = show_activity(worker, f"loading {Path(bundle_path).name}")
         worker.start()
 
     def _load_failed(self, error: BaseException) -> None:

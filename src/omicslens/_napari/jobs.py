@@ -133,3 +133,12 @@ def start_job(
     state.add_job(handle)
     handle.thread.start()
     return handle
+
+
+def show_activity(worker: Any, description: str) -> Any:
+    """An indeterminate bar in napari's activity panel while ``worker`` (a napari
+    ``thread_worker``) runs: loading a model, region statistics, a session. Returns the
+    worker. Why: a status line alone is easy to miss for a job of several seconds."""
+    bar = progress(total=0, desc=f"OmicsLens: {description}")
+    worker.finished.connect(bar.close)
+    return worker

@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
 )
 
 from omicslens._napari.inference_widget import InferenceWidget
+from omicslens._napari.jobs import show_activity
 from omicslens._napari.regions_widget import RegionsWidget
 from omicslens._napari.slide_info import SlideInfoWidget
 from omicslens._napari.smear_widget import SmearWidget
@@ -146,7 +147,7 @@ class OmicsLensPanel(QWidget):
         worker = thread_worker(write, start_thread=False)(session, path, overwrite)
         worker.returned.connect(self._saved)
         worker.errored.connect(lambda e: self._say(f"Not saved: {e}"))
-        self._session_worker = worker
+        self._session_worker = show_activity(worker, "saving the session")
         worker.start()
         return worker
 
@@ -165,7 +166,7 @@ class OmicsLensPanel(QWidget):
         worker = thread_worker(prepare, start_thread=False)(path)
         worker.returned.connect(lambda result: self._reopened(Path(path), *result))
         worker.errored.connect(self._not_reopened)
-        self._session_worker = worker
+        self._session_worker = show_activity(worker, f"opening {Path(path).name}")
         worker.start()
         return worker
 

@@ -33,7 +33,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from omicslens._napari.jobs import JobHandle, start_job
+from omicslens._napari.jobs import JobHandle, show_activity, start_job
 from omicslens._napari.layers import slide_of
 from omicslens._napari.region_edits import RegionEdits, ShapeRecord, add_shapes, snapshot
 from omicslens._napari.region_table import (
@@ -377,7 +377,7 @@ class RegionsWidget(QWidget):
         worker = thread_worker(summarise_regions, start_thread=False)(live.session, regions)
         worker.returned.connect(lambda report: self._show_report(live, report))
         worker.errored.connect(self._refresh_failed)
-        self._worker = worker
+        self._worker = show_activity(worker, "region statistics")
         worker.start()
 
     def _refresh_failed(self, error: BaseException) -> None:
@@ -486,7 +486,7 @@ class RegionsWidget(QWidget):
         )
         worker.returned.connect(lambda result: self._show_comparison(a_name, b_name, result))
         worker.errored.connect(self._comparison_failed)
-        self._compare_worker = worker
+        self._compare_worker = show_activity(worker, f"comparing {a_name} and {b_name}")
         worker.start()
         return worker
 
@@ -527,6 +527,7 @@ class RegionsWidget(QWidget):
         )
         worker.returned.connect(lambda written: self.status.setText(f"Wrote {written}."))
         worker.errored.connect(lambda error: self.status.setText(f"Not written: {error}"))
+        show_activity(worker, f"writing {Path(path).name}")
         worker.start()
         return worker
 

@@ -14,17 +14,20 @@ import numpy as np
 from napari.qt.threading import thread_worker
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QImage, QPixmap
+from qtpy.QtGui import QDoubleValidator
 from qtpy.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
-from omicslens._napari.layers import slide_of
+from omicslens._napari.layers import slide_layer_data, slide_of
+from omicslens.core.resolution import PLAUSIBLE_MPP
 
 if TYPE_CHECKING:
     import napari
@@ -45,6 +48,25 @@ class SlideInfoWidget(QWidget):
         self.preview = QLabel("No associated image shown")
         self.preview.setAlignment(Qt.AlignCenter)
         self.preview.setMinimumHeight(120)
+        self.mpp_edit = QLineEdit()
+        self.mpp_edit.setPlaceholderText("microns per pixel")
+        low, high = PLAUSIBLE_MPP
+        validator = QDoubleValidator(low, high, 6, self)
+        validator.setNotation(QDoubleValidator.StandardNotation)
+        self.mpp_edit.setValidator(validator)
+        self.mpp_edit.setToolTip(
+            "Microns per pixel at full resolution. A value typed for a file that states "
+            "none is remembered for that file; applying reopens the slide layer (its "
+            "predictions start again at the new scale)"
+        )
+        self.mpp_button = QPushButton("Apply resolution")
+        self.mpp_button.setToolTip("Reopen the slide at the resolution typed on the left")
+        self.mpp_status = QLabel("")
+        self.mpp_status.setWordWrap(True)
+        self.layer_combo.setToolTip("The slide layer described below")
+        self.associated_combo.setToolTip("Label, macro and thumbnail images stored in the file")
+        self.show_button.setToolTip("Show the associated image below")
+        self.open_button.setToolTip("Open the associated image as a layer of its own")
         self._associated_cache: dict[tuple[int, str], np.ndarray] = {}
         self._worker: Any = None
 
@@ -56,11 +78,18 @@ class SlideInfoWidget(QWidget):
         layout.addWidget(QLabel("Slide layer"))
         layout.addWidget(self.layer_combo)
         layout.addWidget(self.details, 1)
+        mpp_row = QHBoxLayout()
+        mpp_row.addWidget(QLabel("Resolution (µm/px)"))
+        mpp_row.addWidget(self.mpp_edit, 1)
+        mpp_row.addWidget(self.mpp_button)
+        layout.addLayout(mpp_row)
+        layout.addWidget(self.mpp_status)
         layout.addWidget(QLabel("Associated images"))
         layout.addLayout(row)
         layout.addWidget(self.preview)
 
         self.layer_combo.currentIndexChanged.connect(self._update_details)
+        self.mpp_button.clicked.connect(self.apply_resolution)
         self.show_button.clicked.connect(lambda: self.load_associated(open_layer=False))
         self.open_button.clicked.connect(lambda: self.load_associated(open_layer=True))
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
@@ -96,8 +125,49 @@ class SlideInfoWidget(QWidget):
         slide = slide_of(layer)
         assert slide is not None
         self.details.setHtml(describe_slide_html(slide.info()))
+        self.mpp_edit.setText(f"{slide.mpp_x:.6g}")
         self.associated_combo.addItems(slide.associated_images)
         self._set_buttons(bool(slide.associated_images))
+
+    # -- resolution -------------------------------------------------------------------
+    def apply_resolution(self) -> Any:
+        """Reopen the selected slide at the typed resolution (in a worker thread) and
+        remember it when the file states none (a typo can be corrected here)."""
+        layer = self.selected_layer()
+        slide = slide_of(layer) if layer is not None else None
+        try:
+            mpp = float(self.mpp_edit.text().replace(",", "."))
+        except ValueError:
+            mpp = float("nan")
+        low, high = PLAUSIBLE_MPP
+        if slide is None or not low <= mpp <= high:
+            self.mpp_status.setText(f"Type a resolution between {low} and {high} µm/px.")
+            return None
+        worker = thread_worker(_reopen_at, start_thread=False)(slide.path, mpp)
+        worker.returned.connect(lambda result: self._replace_layer(layer, *result))
+        worker.errored.connect(lambda error: self.mpp_status.setText(f"Not changed: {error}"))
+        self._mpp_worker = worker
+        worker.start()
+        return worker
+
+    def _replace_layer(self, old: Any, slide: Any, remembered: bool) -> None:
+        viewer = self.viewer
+        if old not in viewer.layers:
+            slide.close()
+            return
+        index = list(viewer.layers).index(old)
+        name = old.name
+        data, kwargs, _ = slide_layer_data(slide, name=name)
+        viewer.layers.remove(old)  # stops the prediction bound to it, closes its slide
+        viewer.add_image(data, **kwargs)
+        viewer.layers.move(len(viewer.layers) - 1, index)
+        self.layer_combo.setCurrentText(name)
+        note = (
+            "remembered for this file"
+            if remembered
+            else "for this session only: the file states its own resolution"
+        )
+        self.mpp_status.setText(f"{name} reopened at {slide.mpp_x:g} µm/px ({note}).")
 
     def _set_buttons(self, enabled: bool) -> None:
         self.show_button.setEnabled(enabled)
@@ -151,6 +221,21 @@ class SlideInfoWidget(QWidget):
         )
         self.preview.setPixmap(pixmap)
         self.preview.setToolTip(f"{name}: {width} x {height} px")
+
+
+def _reopen_at(path: Any, mpp: float) -> tuple[Any, bool]:
+    """Open ``path`` at ``mpp``; remember it when the file states no resolution."""
+    from omicslens.core import MissingResolutionError, open_slide
+    from omicslens.core.settings import remember_mpp
+
+    try:
+        open_slide(path).close()
+        states_its_own = True
+    except MissingResolutionError:
+        states_its_own = False
+    if not states_its_own:
+        remember_mpp(path, mpp)
+    return open_slide(path, mpp=mpp), not states_its_own
 
 
 def describe_slide_html(info: dict[str, Any]) -> str:
