@@ -66,4 +66,4 @@ def test_an_implausible_resolution_is_refused(make_napari_viewer) -> None:
     widget.mpp_edit.setText("")
     assert widget.apply_resolution() is None
     assert "between" in widget.mpp_status.text()
-    assert list(viewer.layers)[0].scale[0] == 0.499
+    assert viewer.layers[0].scale[0] == 0.499

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from napari.qt.threading import thread_worker
 from qtpy.QtCore import Qt
-from qtpy.QtGui import QImage, QPixmap
-from qtpy.QtGui import QDoubleValidator
+from qtpy.QtGui import QDoubleValidator, QImage, QPixmap
 from qtpy.QtWidgets import (
     QComboBox,
     QHBoxLayout,
