@@ -223,7 +223,8 @@ class InferenceWidget(QWidget):
         if first_warning:
             from napari.utils.notifications import show_warning
 
-            show_warning(f"OmicsLens: {verdict.warning}")
+            # short: napari's toast cuts long lines; the banner in the Predict tab says more
+            show_warning("OmicsLens: out of the model's domain. Do not trust this map.")
 
     def _live_changed(self, live: Any) -> None:
         """The shared prediction changed; None when its slide layer was removed."""

@@ -271,18 +271,22 @@ class RegionsWidget(QWidget):
         if item.column() != NAME_COLUMN or self.shapes is None:
             return
         index = item.data(INDEX_ROLE)
+        if index is not None:
+            self.rename_region(int(index), item.text())
+
+    def rename_region(self, index: int, name: str) -> bool:
+        """Give the ``index``-th shape of the layer a new name (canvas, table, file)."""
         names = [r.name for r in self.regions()]
-        new = item.text().strip()
-        if index is None or not 0 <= int(index) < len(names) or not new:
-            return
-        if new == names[int(index)]:
-            return
-        names[int(index)] = new
+        new = name.strip()
+        if not 0 <= index < len(names) or not new or new == names[index]:
+            return False
+        names[index] = new
         features = self.shapes.features.copy()
         features["name"] = names
         self.shapes.features = features
         self.shapes.refresh_text()
         self._debounce.start()
+        return True
 
     def regions(self) -> list[Region]:
         """Regions in level-0 pixels from the shapes layer (data coordinates are pixels)."""
