@@ -64,6 +64,9 @@ class NativeLevel:
     compression: str | None = None
     #: read whole chunks through the shared decoded-tile cache (core/chunk_cache.py)
     cache_chunks: bool = True
+    #: ``(cy, cx) -> tile`` decoding a chunk in the calling thread (core/tiff_tiles.py);
+    #: used for cached chunks when the chunks are the file's tiles, else zarr is read
+    tile_reader: Any = None
     _token: int = field(default_factory=new_token, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -115,15 +118,19 @@ class NativeLevel:
         height, width, channels = self.shape
         out = np.empty((y1 - y0, x1 - x0, channels), dtype=self.dtype)
         cache = shared_cache()
+        direct = self.tile_reader is not None and tuple(self.tile_reader.tile) == (chunk_h, chunk_w)
         for cy in range(y0 // chunk_h, (y1 - 1) // chunk_h + 1):
             top = cy * chunk_h
             bottom = min(height, top + chunk_h)
             for cx in range(x0 // chunk_w, (x1 - 1) // chunk_w + 1):
                 left = cx * chunk_w
                 right = min(width, left + chunk_w)
-                tile = cache.get(
-                    (self._token, cy, cx), partial(self._read_direct, top, bottom, left, right)
+                load = (
+                    partial(self.tile_reader, cy, cx)
+                    if direct
+                    else partial(self._read_direct, top, bottom, left, right)
                 )
+                tile = cache.get((self._token, cy, cx), load)
                 ty0, ty1 = max(y0, top), min(y1, bottom)
                 tx0, tx1 = max(x0, left), min(x1, right)
                 out[ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0] = tile[

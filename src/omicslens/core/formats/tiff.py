@@ -22,6 +22,7 @@ from omicslens.core import resolution as res
 from omicslens.core.errors import CorruptSlideError
 from omicslens.core.levels import LevelSource, NativeLevel
 from omicslens.core.slide import SlideParts, check_level_sizes
+from omicslens.core.tiff_tiles import tile_reader_for
 
 _ASSOCIATED_NAMES = ("label", "macro", "thumbnail", "map", "overview")
 
@@ -34,15 +35,23 @@ def open_tiff(path: Path) -> SlideParts:
         raise CorruptSlideError(path, f"not a readable TIFF file ({exc})") from exc
     except (OSError, ValueError, IndexError, KeyError) as exc:  # truncated headers and IFDs
         raise CorruptSlideError(path, f"TIFF structure is broken ({exc})") from exc
+    readers: list[Any] = []
+
+    def close() -> None:
+        for reader in readers:
+            reader.close()  # their own file descriptors (core/tiff_tiles.py)
+        tif.close()
+
     try:
         parts = _parse(path, tif)
+        readers += [r for level in parts.levels if (r := getattr(level, "tile_reader", None))]
         _check_complete(path, tif)
         check_level_sizes(path, parts.levels)  # absurd declared sizes: refuse before decoding
         _check_decodable(path, parts.levels)
     except BaseException:
-        tif.close()
+        close()
         raise
-    parts.close = tif.close
+    parts.close = close
     return parts
 
 
@@ -165,7 +174,10 @@ def _levels_of(series: Any) -> list[LevelSource]:
         page = level.keyframe
         tile = (int(page.tilelength), int(page.tilewidth)) if page.is_tiled else None
         compression = page.compression.name.lower() if page.compression else None
-        levels.append(NativeLevel(array, level.axes, tile=tile, compression=compression))
+        reader = tile_reader_for(Path(series.parent.filehandle.path), level)
+        levels.append(
+            NativeLevel(array, level.axes, tile=tile, compression=compression, tile_reader=reader)
+        )
     return levels
 
 
