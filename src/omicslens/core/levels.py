@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import dask.array as da
 import numpy as np
 
 from omicslens.core.chunk_cache import new_token, shared_cache
+
+if TYPE_CHECKING:  # dask is imported where a lazy array is built: not for the CLI
+    import dask.array as da
 
 #: Target edge of a dask chunk handed to napari, in pixels.
 DASK_CHUNK_TARGET = 1024
@@ -143,6 +145,8 @@ class NativeLevel:
         return np.ascontiguousarray(self._to_yxc(block))
 
     def as_dask(self) -> da.Array:
+        import dask.array as da
+
         chunks = []
         for axis, size in zip(self.axes, self.array.shape, strict=True):
             if axis in ("Y", "X"):

@@ -21,12 +21,14 @@ Two strategies, because the cost of reading level 0 differs:
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dask.array as da
 import numpy as np
 
 from omicslens.core.levels import LevelSource, NativeLevel
+
+if TYPE_CHECKING:  # dask is imported where a lazy array is built: not for the CLI
+    import dask.array as da
 
 #: Images whose longer side exceeds this get a computed pyramid.
 PYRAMID_THRESHOLD = 4096

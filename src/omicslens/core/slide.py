@@ -15,14 +15,16 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dask.array as da
 import numpy as np
 
 from omicslens.core.errors import CorruptSlideError, SlideReadError
 from omicslens.core.levels import LevelSource
 from omicslens.core.resolution import Resolution
+
+if TYPE_CHECKING:  # dask is imported where a lazy array is built: not for the CLI
+    import dask.array as da
 
 #: Declared sizes beyond these are refused before anything is allocated: no slide scanner
 #: writes a side over ten million pixels (a 25 mm slide at 0.25 um/px is 100,000 px), and a
