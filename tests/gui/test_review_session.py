@@ -110,3 +110,32 @@ def test_view_session_on_the_command_line(make_napari_viewer, qtbot, tmp_path, c
     broken = tmp_path / "broken.omicslens.json"
     broken.write_text("{not json")
     assert main(["view", str(broken)]) == 1
+
+
+@pytest.mark.slow
+def test_smear_corrections_come_back_with_the_session(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+) -> None:
+    from tests.conftest import SAMPLES
+
+    smear = tmp_path / "bccd-six-fields.tif"
+    shutil.copy(SAMPLES / "bccd-six-fields.tif", smear)
+    panel = _panel(make_napari_viewer)
+    panel.viewer.open(str(smear), plugin="omicslens")
+    panel.smear.run()
+    qtbot.waitUntil(lambda: panel.smear.analysis is not None, timeout=120000)
+    cell = panel.smear.analysis.cells[0]
+    new = "Basophil" if panel.smear.analysis.label(0) != "Basophil" else "Monocyte"
+    panel.smear.correct([cell.id], new)
+    path = save(panel, tmp_path / "smear.omicslens.json")
+    assert load_session(path).corrections[0].label == new
+    # another config folder: the corrections autosave is not there, only the session
+    monkeypatch.setenv("OMICSLENS_CONFIG_DIR", str(tmp_path / "elsewhere"))
+    again = _panel(make_napari_viewer)
+    restore(again, path)
+    again.smear.run()
+    qtbot.waitUntil(lambda: again.smear.analysis is not None, timeout=120000)
+    analysis = again.smear.analysis
+    index = [c.id for c in analysis.cells].index(cell.id)
+    assert analysis.label(index) == new and analysis.corrections == {cell.id: new}
+    assert "Session: 1 of 1 corrections applied." in again.smear.status.text()

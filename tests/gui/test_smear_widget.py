@@ -182,3 +182,79 @@ def test_a_folder_of_crops_opens_as_a_gallery_with_a_review_row(
     assert rows[other]["model_class"] in (before, rows[other]["model_class"])
     with pytest.raises(Exception, match="exist"):
         widget.export(tmp_path / "out")
+
+
+SIX_FIELDS = Path(__file__).resolve().parents[2] / "assets" / "samples" / "bccd-six-fields.tif"
+
+
+def test_cells_stay_legible_and_corrections_show_on_the_canvas(make_napari_viewer, qtbot) -> None:
+    """Issue 16, item 5: thin rings, a class key, corrected cells marked, headers apart."""
+    from qtpy.QtWidgets import QLabel, QListWidget
+
+    from omicslens._napari.smear_canvas import CORRECTED_KEY, CORRECTED_SYMBOL, camera_of
+
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(SIX_FIELDS), plugin="omicslens")
+    widget = SmearWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.run()
+    qtbot.waitUntil(lambda: widget.analysis is not None, timeout=120000)
+    analysis = widget.analysis
+    points = widget.points
+    assert len(set(analysis.labels())) >= 2  # the sample holds several classes
+    # a transparent face and a ring 1-2 screen pixels wide, at any zoom
+    assert not points.border_width_is_relative
+    np.testing.assert_allclose(points.face_color[:, 3], 0)
+    for zoom in (camera_of(viewer).zoom, camera_of(viewer).zoom * 8):
+        camera_of(viewer).zoom = zoom
+        on_screen = points.border_width * points.scale[-1] * camera_of(viewer).zoom
+        assert np.all((on_screen >= 1) & (on_screen <= 2))
+    # the class key is on the canvas, one line per class shown
+    legend = widget.class_legend
+    assert legend is not None
+    assert all(overlay.visible for overlay in legend.entries.values())
+    assert set(legend.entries) == set(analysis.labels())
+    # gallery: class headers are labels between the grids, never items of a grid
+    headers = [w for w in widget.gallery.findChildren(QLabel) if w.property("class_name")]
+    assert [h.property("class_name") for h in headers] == list(widget.gallery_groups())
+    grids = [g for _, g in widget.gallery.sections]
+    assert all(isinstance(g, QListWidget) for g in grids)
+    assert all(g.item(r).data(256) is not None for g in grids for r in range(g.count()))
+    # a correction: a square ring labelled "corrected", a key line, ✎ in the gallery
+    target = analysis.cells[0]
+    widget.correct([target.id], "Basophil")
+    points = widget.points
+    assert str(points.symbol[0].value) == CORRECTED_SYMBOL
+    assert all(str(s.value) != CORRECTED_SYMBOL for s in points.symbol[1:])
+    assert points.features["mark"][0] == "corrected"
+    assert widget.cells_view.note is not None
+    assert widget.cells_view.note.text.startswith(CORRECTED_KEY)
+    captions = [widget.gallery.item(r).text() for r in range(widget.gallery.count())]
+    assert f"✎ #{target.id}" in captions
+    # only the new key: the previous one left the canvas with the previous layer
+    keys = [k for k in viewer.canvas.overlays if k.startswith("omicslens_class_")]
+    assert len(keys) == len(widget.class_legend.entries)
+    screenshot = viewer.screenshot(canvas_only=False)
+    assert screenshot.shape[0] > 0
+
+
+def test_a_damaged_corrections_file_is_reported_and_the_review_goes_on(
+    make_napari_viewer, qtbot
+) -> None:
+    from omicslens.hemato.review_store import corrections_path, load_corrections
+
+    store = corrections_path(SIX_FIELDS)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    store.write_text("{damaged")
+    viewer = make_napari_viewer(show=False)
+    viewer.open(str(SIX_FIELDS), plugin="omicslens")
+    widget = SmearWidget(viewer)
+    widget.run()
+    qtbot.waitUntil(lambda: widget.analysis is not None, timeout=120000)
+    text = widget.status.text()
+    assert "could not be read" in text and str(store) in text
+    assert widget.analysis.corrections == {}
+    cell = widget.analysis.cells[0]
+    widget.correct([cell.id], "Basophil")  # saving replaces it (the damaged one is a backup)
+    stored = load_corrections(SIX_FIELDS)
+    assert stored is not None and [c.cell_id for c in stored.corrections] == [cell.id]

@@ -1,19 +1,32 @@
 """The cell gallery of the Blood smear dock: icons grouped by class, as on CellaVision.
 
-Each class starts its own row under a header as wide as the view; cells flagged for
-review come last; a reviewer's correction is marked ✎ under the icon. The gallery keeps
-the entries it shows, so looking up a clicked or selected cell needs no recomputation.
+Each class is a section: a header label, then its own grid of icons (headers are never
+items of a grid); cells flagged for review come last; a reviewer's correction is marked
+✎ under the icon. The gallery keeps the entries it shows, so looking up a clicked or
+selected cell needs no recomputation.
 """
 
 from __future__ import annotations
 
+import html
+import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import QSize, Qt
+from qtpy.QtCore import QSize, Qt, Signal
 from qtpy.QtGui import QIcon, QImage, QPixmap
-from qtpy.QtWidgets import QListView, QListWidget, QListWidgetItem
+from qtpy.QtWidgets import (
+    QApplication,
+    QFrame,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from omicslens.hemato.cell_reference import REVIEW_CLASS
 
@@ -22,6 +35,8 @@ if TYPE_CHECKING:
     from omicslens.hemato.smear import SmearAnalysis
 
 ICON_PX = 72
+#: one icon cell of a grid: the icon and a caption line under it
+GRID_PX = (ICON_PX + 14, ICON_PX + 24)
 
 
 @dataclass(frozen=True)
@@ -61,52 +76,134 @@ def crop_entries(report: CropTypingReport) -> list[GalleryEntry]:
     return out
 
 
-class CellGallery(QListWidget):
-    """Icons by class; ``Qt.UserRole`` of an icon is its position in the entries."""
+class CellGallery(QScrollArea):
+    """Sections by class, each a header above its own grid of icons.
+
+    Headers are labels between the grids, never items inside one, so they cannot be
+    selected, squeezed between icons or wrapped into a row of cells. ``Qt.UserRole`` of
+    an icon is its position in the entries. Selection works across sections: a plain
+    click selects one cell, Ctrl or Shift adds to it.
+    """
+
+    itemClicked = Signal(QListWidgetItem)
 
     def __init__(self) -> None:
         super().__init__()
-        self.setViewMode(QListView.IconMode)
-        self.setIconSize(QSize(ICON_PX, ICON_PX))
-        self.setResizeMode(QListView.Adjust)
-        self.setSelectionMode(QListWidget.ExtendedSelection)
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setToolTip("Every detected cell, grouped by class; click one to go to it")
         self.entries: list[GalleryEntry] = []
+        self.sections: list[tuple[QLabel, QListWidget]] = []
+        self._body = QWidget()
+        self._layout = QVBoxLayout(self._body)
+        self._layout.setContentsMargins(4, 4, 4, 4)
+        self._layout.setSpacing(2)
+        self._layout.addStretch(1)
+        self.setWidget(self._body)
 
     def show_entries(self, entries: list[GalleryEntry], crops: list[np.ndarray]) -> None:
-        self.clear()
+        self._clear()
         self.entries = entries
         labels = [entry.label for entry in entries]
-        # Review last: the cells a hematologist must look at have their own row
+        # Review last: the cells a hematologist must look at have their own section
         order = sorted(range(len(entries)), key=lambda i: (labels[i] == REVIEW_CLASS, labels[i], i))
+        grid: QListWidget | None = None
         current = None
         for index in order:
             entry = entries[index]
-            if entry.label != current:
+            if entry.label != current or grid is None:
                 current = entry.label
-                header = QListWidgetItem(f"{current} ({labels.count(current)})")
-                header.setFlags(Qt.NoItemFlags)
-                # as wide as the view, so each class starts its own row of icons
-                width = max(ICON_PX * 2, self.viewport().width() - 24)
-                header.setSizeHint(QSize(width, 22))
-                self.addItem(header)
+                grid = self._add_section(current, labels.count(current))
             caption = f"✎ {entry.caption}" if entry.corrected else entry.caption
             item = QListWidgetItem(_icon(crops[index]), caption)
             item.setData(Qt.UserRole, index)
             item.setToolTip(entry.tooltip)
-            self.addItem(item)
+            grid.addItem(item)
+        self._fit_heights()
+
+    def _add_section(self, name: str, count: int) -> QListWidget:
+        header = QLabel(f"<b>{html.escape(name)}</b> ({count})")
+        header.setProperty("class_name", name)
+        grid = QListWidget()
+        grid.setViewMode(QListView.IconMode)
+        grid.setIconSize(QSize(ICON_PX, ICON_PX))
+        grid.setGridSize(QSize(*GRID_PX))
+        grid.setMovement(QListView.Static)
+        grid.setResizeMode(QListView.Adjust)
+        grid.setWrapping(True)
+        grid.setUniformItemSizes(True)
+        grid.setSelectionMode(QListWidget.ExtendedSelection)
+        grid.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        grid.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        grid.setFrameShape(QFrame.NoFrame)
+        grid.itemClicked.connect(self.itemClicked.emit)
+        grid.itemPressed.connect(lambda _item, g=grid: self._pressed(g))
+        position = self._layout.count() - 1  # before the stretch
+        self._layout.insertWidget(position, header)
+        self._layout.insertWidget(position + 1, grid)
+        self.sections.append((header, grid))
+        return grid
+
+    def _pressed(self, grid: QListWidget) -> None:
+        modifiers = QApplication.keyboardModifiers()
+        if modifiers & (Qt.ControlModifier | Qt.ShiftModifier):
+            return
+        for _, other in self.sections:
+            if other is not grid:
+                other.clearSelection()
+
+    def _clear(self) -> None:
+        for header, grid in self.sections:
+            for widget in (header, grid):
+                self._layout.removeWidget(widget)
+                widget.hide()  # not painted again while it waits for deletion
+                widget.deleteLater()
+        self.sections = []
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._fit_heights()
+
+    def _fit_heights(self) -> None:
+        """Each grid as tall as its rows of icons: the scroll area scrolls, not the grids."""
+        margins = self._layout.contentsMargins()
+        viewport = self.viewport()
+        shown = viewport.width() if viewport is not None else GRID_PX[0]
+        width = max(GRID_PX[0], shown - margins.left() - margins.right())
+        per_row = max(1, width // GRID_PX[0])
+        for _, grid in self.sections:
+            rows = max(1, math.ceil(grid.count() / per_row))
+            grid.setFixedHeight(rows * GRID_PX[1] + 2 * grid.frameWidth() + 2)
+
+    # -- the icons as one list (tests, scripting) ---------------------------------------------
+    def _items(self) -> list[QListWidgetItem]:
+        items = (grid.item(row) for _, grid in self.sections for row in range(grid.count()))
+        return [item for item in items if item is not None]
+
+    def count(self) -> int:
+        """Icons shown (headers are not items)."""
+        return sum(grid.count() for _, grid in self.sections)
+
+    def item(self, row: int) -> QListWidgetItem:
+        """Icon ``row`` in display order, across sections."""
+        return self._items()[row]
+
+    def selectedItems(self) -> list[QListWidgetItem]:
+        return [item for _, grid in self.sections for item in grid.selectedItems()]
+
+    def headers(self) -> list[str]:
+        return [header.text() for header, _ in self.sections]
 
     def groups(self) -> dict[str, list[int]]:
         """Class -> cell ids in the order shown (for tests and scripting)."""
         groups: dict[str, list[int]] = {}
-        current = ""
-        for row in range(self.count()):
-            item = self.item(row)
-            index = item.data(Qt.UserRole)
-            if index is None:
-                current = item.text().rsplit(" (", 1)[0]
-                groups[current] = []
-            else:
-                groups[current].append(self.entries[int(index)].cell_id)
+        for header, grid in self.sections:
+            items = (grid.item(row) for row in range(grid.count()))
+            groups[str(header.property("class_name"))] = [
+                self.entries[int(item.data(Qt.UserRole))].cell_id
+                for item in items
+                if item is not None
+            ]
         return groups
 
     def selected_ids(self) -> list[int]:
@@ -125,5 +222,5 @@ def _short(name: str) -> str:
 def _icon(crop: np.ndarray) -> QIcon:
     rgb = np.ascontiguousarray(crop[..., :3])
     height, width = rgb.shape[:2]
-    image = QImage(rgb.data, width, height, 3 * width, QImage.Format_RGB888).copy()
+    image = QImage(rgb.tobytes(), width, height, 3 * width, QImage.Format_RGB888).copy()
     return QIcon(QPixmap.fromImage(image))

@@ -31,8 +31,10 @@ from omicslens.core.settings import remember_mpp, remembered_mpp
 
 def _ask_with_dialog(path: Path, problem: str) -> float | None:
     from omicslens._napari.resolution_dialog import ask_resolution_dialog
+    from omicslens.hemato.resolution_hint import red_cell_estimate_for
 
-    return ask_resolution_dialog(path, problem)
+    # offered for smears (the CLI estimates from red cells too); labelled "smear only"
+    return ask_resolution_dialog(path, problem, estimate=red_cell_estimate_for(path))
 
 
 #: extensions no other napari reader opens: a broken file named so gets our message

@@ -5,6 +5,9 @@ Hematologists review smears cell by cell (as on CellaVision): the gallery shows 
 detected white cell grouped by class; clicking one centres the viewer on it; a reviewer
 can re-class selected cells, and the correction is kept (``SmearAnalysis.corrections``),
 drives the differential and the colours, and is exported (``class`` vs ``model_class``).
+Each correction of a smear is autosaved at once (:mod:`omicslens.hemato.review_store`),
+so it survives a crash: analysing the same image with the same model again restores it.
+The corrections of a crop folder are kept in memory only, until exported.
 Cells flagged for review (far from every training class) have their own colour and
 gallery row and are counted apart. A folder of single-cell crops (CellaVision-style
 exports, a patient's folder) opens as a gallery of its own, typed by the same model.
@@ -28,7 +31,6 @@ from qtpy.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -36,23 +38,27 @@ from qtpy.QtWidgets import (
 from omicslens._napari.cell_gallery import ICON_PX, CellGallery, crop_entries, smear_entries
 from omicslens._napari.jobs import JobHandle, start_job
 from omicslens._napari.layers import fill_slide_layer_combo, slide_of
-from omicslens._napari.legend import ClassLegend
+from omicslens._napari.smear_canvas import SmearCells, camera_of
+from omicslens._napari.smear_panels import (
+    NO_GENETIC_MODEL,
+    collection_patient_text,
+    fill_differential,
+    read_differential,
+    smear_patient_text,
+)
+from omicslens._napari.smear_review import autosave, restore
 from omicslens._napari.state import viewer_state
 from omicslens.app.crops import CropTypingReport, type_cells_job, write_crops_outputs
-from omicslens.app.smear import export_smear, similar_patient_text, smear_job
+from omicslens.app.smear import export_smear, smear_job
 from omicslens.hemato.cell_reference import REVIEW_CLASS
 
 if TYPE_CHECKING:
     import napari
 
+    from omicslens._napari.legend import ClassLegend
     from omicslens.hemato.smear import SmearAnalysis
 
-NO_GENETIC_MODEL = (
-    "No genetic model loaded. OmicsLens ships none: no genetically labelled smears were "
-    "available to train one. Load an aggregator bundle (SCEMILA-style attention MIL or a "
-    "GenBloom-G checkpoint in its published layout; see docs/hematology.md) to see "
-    "patient-level AML subtype probabilities and the cells that drove them."
-)
+__all__ = ["NO_GENETIC_MODEL", "SmearWidget"]
 
 
 class SmearWidget(QWidget):
@@ -64,11 +70,12 @@ class SmearWidget(QWidget):
         self.state = viewer_state(napari_viewer)
         self.job: JobHandle | None = None
         self.analysis: SmearAnalysis | None = None
+        #: corrections of a reopened session, applied to the next analysis of its image
+        self.pending_corrections: list[Any] = []
         #: a typed folder of single-cell crops, shown instead of a smear's cells
         self.collection: CropTypingReport | None = None
         self.crops: list[np.ndarray] = []
-        self.points: Any = None
-        self.class_legend: ClassLegend | None = None
+        self.cells_view = SmearCells(napari_viewer)
         self._slide_layer: Any = None
         self._worker: Any = None
         self.layer_combo = QComboBox()
@@ -150,6 +157,15 @@ class SmearWidget(QWidget):
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
         self._refresh_layers()
+
+    @property
+    def points(self) -> Any:
+        """The cells layer on the canvas (None before an analysis)."""
+        return self.cells_view.layer
+
+    @property
+    def class_legend(self) -> ClassLegend | None:
+        return self.cells_view.legend
 
     def _refresh_layers(self, event: Any = None) -> None:
         fill_slide_layer_combo(self.layer_combo, self.viewer)
@@ -249,6 +265,9 @@ class SmearWidget(QWidget):
         self.run_button.setEnabled(True)
         self.analysis, self.collection, self.crops = analysis, None, crops
         self.state.smear = analysis
+        restored = restore(analysis)
+        if self.pending_corrections:
+            restored = " ".join(filter(None, [restored, self._apply_session_corrections()]))
         self._fill_class_combo(analysis.types.class_names)
         self.colour_combo.blockSignals(True)
         self.colour_combo.clear()
@@ -261,44 +280,34 @@ class SmearWidget(QWidget):
         self.status.setText(
             f"{len(analysis.cells)} white cells at {analysis.mpp:.4f} um/px "
             f"({analysis.mpp_source}). Typing model: {analysis.types.model_name}."
+            + (f" {restored}" if restored else "")
         )
+
+    def _apply_session_corrections(self) -> str:
+        """A session's corrections, on the cells with the same id and centre (2 px)."""
+        from omicslens.hemato.review_store import CENTRE_TOLERANCE_PX
+
+        assert self.analysis is not None
+        cells = {cell.id: cell for cell in self.analysis.cells}
+        applied = 0
+        for correction in self.pending_corrections:
+            cell = cells.get(correction.cell_id)
+            if cell is not None and (
+                abs(cell.centre_x - correction.x) <= CENTRE_TOLERANCE_PX
+                and abs(cell.centre_y - correction.y) <= CENTRE_TOLERANCE_PX
+            ):
+                self.analysis.corrections[cell.id] = correction.label
+                applied += 1
+        total = len(self.pending_corrections)
+        self.pending_corrections = []
+        if applied:
+            autosave(self.analysis)
+        return f"Session: {applied} of {total} corrections applied."
 
     # -- views ------------------------------------------------------------------------------
     def _draw_points(self) -> None:
-        from omicslens.hemato.typing import class_colour
-
         assert self.analysis is not None
-        cells = self.analysis.cells
-        labels = self.analysis.labels()
-        data = np.array([[c.centre_y, c.centre_x] for c in cells]).reshape(-1, 2)
-        colours = np.array([[*class_colour(label), 255] for label in labels]) / 255.0
-        sizes = [2 * np.sqrt(c.cell_area_um2 / np.pi) / self.analysis.mpp for c in cells]
-        if self.points is not None and self.points in self.viewer.layers:
-            self.viewer.layers.remove(self.points)
-        self.points = self.viewer.add_points(
-            data,
-            name=f"white cells ({self._slide_layer.name})",
-            scale=tuple(self._slide_layer.scale[-2:]),
-            units=("um", "um"),
-            size=sizes or 10,
-            face_color="transparent",
-            border_color=colours if len(cells) else "yellow",
-            border_width=0.05,  # a thin ring: the cytoplasm stays visible
-            features={"class": labels, "id": [c.id for c in cells]},
-        )
-        self.class_legend = ClassLegend(self.viewer, self.points, *self._class_key(labels))
-
-    def _class_key(self, labels: list[str]) -> tuple[dict[str, Any], dict[str, int]]:
-        """Class -> colour and class -> cells, in the model's class order."""
-        from collections import Counter
-
-        from omicslens.hemato.typing import class_colour
-
-        assert self.analysis is not None
-        counts = Counter(labels)
-        order = [*self.analysis.types.class_names, *sorted(counts)]
-        present = [name for name in dict.fromkeys(order) if counts[name]]
-        return {name: class_colour(name) for name in present}, dict(counts)
+        self.cells_view.draw(self.analysis, self._slide_layer)
 
     def scores(self) -> dict[str, np.ndarray]:
         """Per-cell scores the cells can be coloured by: class probabilities, attention."""
@@ -318,18 +327,7 @@ class SmearWidget(QWidget):
         if name == "class" or name not in self.scores():
             self._draw_points()
             return
-        values = self.scores()[name]
-        if self.class_legend is not None:
-            self.class_legend.set_shown(False)  # the colours no longer mean classes
-        self.points.features = {
-            **{k: self.points.features[k] for k in ("class", "id")},
-            "score": values,
-        }
-        self.points.border_color = "score"
-        self.points.border_colormap = "viridis"
-        low, high = float(values.min()), float(values.max())
-        self.points.border_contrast_limits = (low, high if high > low else low + 1e-6)
-        self.points.refresh()
+        self.cells_view.recolour(self.scores()[name])
 
     def _fill_gallery(self) -> None:
         if self.collection is not None:
@@ -346,50 +344,17 @@ class SmearWidget(QWidget):
     def _fill_differential(self) -> None:
         source = self.collection if self.collection is not None else self.analysis
         assert source is not None
-        counts = {k: v for k, v in source.counts().items() if v}
-        total = sum(counts.values())
-        self.differential.setRowCount(len(counts) + 1)
-        for row, (name, count) in enumerate([*counts.items(), ("Total", total)]):
-            percent = f"{100 * count / total:.1f}" if total else "-"
-            for column, text in enumerate((name, str(count), percent)):
-                self.differential.setItem(row, column, QTableWidgetItem(text))
+        fill_differential(self.differential, source.counts())
 
     def differential_counts(self) -> dict[str, int]:
-        return {
-            self.differential.item(r, 0).text(): int(self.differential.item(r, 1).text())
-            for r in range(self.differential.rowCount())
-        }
+        return read_differential(self.differential)
 
     def _fill_patient(self) -> None:
         if self.collection is not None:
-            patients = self.collection.patients
-            self.patient.setText(
-                NO_GENETIC_MODEL
-                if not patients
-                else f"{self.collection.genetic_model} (research use, not for diagnosis): "
-                + "; ".join(f"{p.group}: {p.scores.predicted} ({p.cells} cells)" for p in patients)
-            )
-            return
-        assert self.analysis is not None
-        scores = self.analysis.patient
-        if scores is None:
-            self.patient.setText(NO_GENETIC_MODEL)
-            return
-        ranked = sorted(
-            zip(scores.class_names, scores.probabilities, strict=True),
-            key=lambda item: -float(item[1]),
-        )
-        top = np.argsort(-scores.attention)[:5]
-        ids = [self.analysis.cells[int(i)].id for i in top]
-        similar = ", ".join(
-            similar_patient_text(patient) for patient in self.analysis.similar_patients[:5]
-        )
-        self.patient.setText(
-            f"{self.analysis.genetic_model} (research use, not for diagnosis): "
-            + ", ".join(f"{name} {float(p):.2f}" for name, p in ranked)
-            + f". Cells that weighed most: {', '.join(f'#{i}' for i in ids)}."
-            + (f" Most similar reference patients: {similar}." if similar else "")
-        )
+            self.patient.setText(collection_patient_text(self.collection))
+        else:
+            assert self.analysis is not None
+            self.patient.setText(smear_patient_text(self.analysis))
 
     # -- interaction ------------------------------------------------------------------------
     def _go_to_cell(self, item: QListWidgetItem) -> None:
@@ -398,12 +363,17 @@ class SmearWidget(QWidget):
             return
         cell = self.analysis.cells[int(index)]
         sy, sx = self._slide_layer.scale[-2:]
-        self.viewer.camera.center = (cell.centre_y * sy, cell.centre_x * sx)
-        self.viewer.camera.zoom = max(self.viewer.camera.zoom, 4.0 / max(sy, sx) / 10)
+        camera = camera_of(self.viewer)
+        camera.center = (cell.centre_y * sy, cell.centre_x * sx)
+        camera.zoom = max(camera.zoom, 4.0 / max(sy, sx) / 10)
 
     def correct(self, cell_ids: list[int], new_class: str) -> None:
-        """Re-class cells (a reviewer's decision; kept and exported). For a crop folder the
-        ids are the crops' positions in the gallery's entries."""
+        """Re-class cells (a reviewer's decision; kept and exported).
+
+        A smear's corrections are autosaved at once (they survive a crash and come back
+        when the same image is analysed again with the same model). For a crop folder the
+        ids are the crops' positions in the gallery's entries, and its corrections stay in
+        memory only: export them to keep them."""
         if self.collection is not None:
             for index in cell_ids:
                 self.collection.corrections[int(index)] = new_class
@@ -413,9 +383,12 @@ class SmearWidget(QWidget):
         assert self.analysis is not None
         for cell_id in cell_ids:
             self.analysis.corrections[int(cell_id)] = new_class
+        problem = autosave(self.analysis)
         self._draw_points()
         self._fill_gallery()
         self._fill_differential()
+        corrected = len(self.analysis.corrections)
+        self.status.setText(problem or f"{corrected} corrected cell(s), saved as you go.")
 
     def _correct_selected(self) -> None:
         if self.analysis is None and self.collection is None:
