@@ -117,7 +117,7 @@ def save_corrections(analysis: SmearAnalysis, file: Path | None = None) -> Path:
     file. A system failure is an :class:`~omicslens.core.errors.OutputWriteError`."""
     target = corrections_path(analysis.path) if file is None else Path(file)
     cells = {cell.id: cell for cell in analysis.cells}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for cell_id, new_class in sorted(analysis.corrections.items()):
         cell = cells.get(int(cell_id))
         if cell is None:  # not a cell of this analysis: nothing to anchor it to
