@@ -159,6 +159,26 @@ def regions() -> None:
     _save(viewer, "regions")
 
 
+def smear_review() -> None:
+    import os
+    import tempfile
+
+    # the corrections autosave goes to a throwaway config folder, not the user's
+    os.environ["OMICSLENS_CONFIG_DIR"] = tempfile.mkdtemp(prefix="omicslens-shot-config-")
+    viewer, panel = _viewer_and_panel("bccd-fields")
+    panel.show_tab("Blood smear")
+    smear = panel.smear
+    smear.run()
+    _until(lambda: smear.analysis is not None)
+    analysis = smear.analysis
+    # the reviewer re-classes the first lymphocyte as a monocyte (shown as corrected)
+    first = next(i for i in range(len(analysis.cells)) if analysis.label(i) == "Lymphocyte")
+    smear.correct([analysis.cells[first].id], "Monocyte")
+    viewer.reset_view()
+    _pump(3.0)
+    _save(viewer, "smear-review")
+
+
 PICTURES: dict[str, Callable[[], None]] = {
     "viewer-cmu1": viewer_cmu1,
     "panel-predict": panel_predict,
@@ -166,6 +186,7 @@ PICTURES: dict[str, Callable[[], None]] = {
     "domain-out-of-domain": domain_out_of_domain,
     "predict-measured": predict_measured,
     "regions": regions,
+    "smear-review": smear_review,
 }
 
 

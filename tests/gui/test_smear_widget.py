@@ -222,7 +222,10 @@ def test_cells_stay_legible_and_corrections_show_on_the_canvas(make_napari_viewe
     assert all(g.item(r).data(256) is not None for g in grids for r in range(g.count()))
     # a correction: a square ring labelled "corrected", a key line, ✎ in the gallery
     target = analysis.cells[0]
+    previous_key = list(widget.class_legend.entries.values())
     widget.correct([target.id], "Basophil")
+    # napari may keep drawing a removed overlay: the previous key must be hidden too
+    assert not any(overlay.visible for overlay in previous_key)
     points = widget.points
     assert str(points.symbol[0].value) == CORRECTED_SYMBOL
     assert all(str(s.value) != CORRECTED_SYMBOL for s in points.symbol[1:])

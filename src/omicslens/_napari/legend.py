@@ -132,6 +132,7 @@ class MapLegend:
             return
         self.viewer.layers.events.removed.disconnect(self._on_removed)
         self._throttle.stop()
+        self.text.visible = False  # hidden first: see ClassLegend.close
         self.viewer.canvas.overlays.pop(self.key, None)
 
     def hover_text(self, value: Any) -> str:
@@ -216,8 +217,20 @@ class ClassLegend:
             overlay.visible = self._shown and bool(self.layer.visible)
 
     def _on_removed(self, event: Any) -> None:
-        if event.value is not self.layer:
-            return
-        self.viewer.layers.events.removed.disconnect(self._on_removed)
+        if event.value is self.layer:
+            self.close()
+
+    def close(self) -> None:
+        """Take the entries off the canvas (also done when the cells layer goes)."""
+        try:
+            self.viewer.layers.events.removed.disconnect(self._on_removed)
+        except (TypeError, ValueError, RuntimeError):  # already disconnected
+            pass
+        for overlay in self.entries.values():
+            # napari 0.9 can keep drawing a text overlay's visual after its removal from
+            # canvas.overlays (seen: the previous key stacked under the new one), so it
+            # is hidden first
+            overlay.visible = False
         for key in self._keys:
             self.viewer.canvas.overlays.pop(key, None)
+        self._keys = []

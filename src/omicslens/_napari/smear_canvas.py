@@ -125,11 +125,14 @@ class SmearCells:
         legend = self.legend
         if self.layer is not None and self.layer in self.viewer.layers:
             self.viewer.layers.remove(self.layer)  # its legend goes with it
+        if legend is not None:
+            legend.close()  # and for sure: a stale key must never stay under a new one
         self._drop_note()
         self.layer, self.legend = None, None
-        del legend
 
     def _drop_note(self) -> None:
+        if self.note is not None:
+            self.note.visible = False  # hidden first: see ClassLegend.close
         self.viewer.canvas.overlays.pop(self._note_key, None)
         self.note = None
 
