@@ -23,6 +23,7 @@ while tiles stream in the automatic contrast and the key follow at most once a s
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -222,10 +223,8 @@ class ClassLegend:
 
     def close(self) -> None:
         """Take the entries off the canvas (also done when the cells layer goes)."""
-        try:
+        with contextlib.suppress(TypeError, ValueError, RuntimeError):  # disconnected already
             self.viewer.layers.events.removed.disconnect(self._on_removed)
-        except (TypeError, ValueError, RuntimeError):  # already disconnected
-            pass
         for overlay in self.entries.values():
             # napari 0.9 can keep drawing a text overlay's visual after its removal from
             # canvas.overlays (seen: the previous key stacked under the new one), so it
