@@ -237,6 +237,16 @@ def test_cells_stay_legible_and_corrections_show_on_the_canvas(make_napari_viewe
     # only the new key: the previous one left the canvas with the previous layer
     keys = [k for k in viewer.canvas.overlays if k.startswith("omicslens_class_")]
     assert len(keys) == len(widget.class_legend.entries)
+    # coloured by a score: the class key goes, a key naming the score and its range comes
+    score = next(name for name in widget.scores() if name.startswith("P("))
+    widget.colour_combo.setCurrentText(score)
+    key = widget.cells_view.score_key
+    assert key is not None and key.visible and score in key.text
+    values = widget.scores()[score]
+    assert f"{values.min():.3g}" in key.text and f"{values.max():.3g}" in key.text
+    assert not any(overlay.visible for overlay in widget.class_legend.entries.values())
+    widget.colour_combo.setCurrentText("class")
+    assert widget.cells_view.score_key is None and not key.visible
     screenshot = viewer.screenshot(canvas_only=False)
     assert screenshot.shape[0] > 0
 

@@ -38,6 +38,8 @@ class SmearCells:
         self.legend: ClassLegend | None = None
         self.note: Any = None  # the "corrected by reviewer" key line
         self._note_key = f"omicslens_smear_corrected_{id(self)}"
+        self.score_key: Any = None  # what the ring colours mean when they show a score
+        self._score_key_name = f"omicslens_smear_score_{id(self)}"
         camera_of(viewer).events.zoom.connect(self.fit_outline)
         viewer.layers.events.removed.connect(self._on_removed)
 
@@ -105,8 +107,9 @@ class SmearCells:
             return
         self.layer.border_width = self.outline_width(self.layer.scale[-1])
 
-    def recolour(self, values: np.ndarray) -> None:
-        """Colour the rings by a per-cell score (viridis); the class key is hidden."""
+    def recolour(self, values: np.ndarray, name: str = "score") -> None:
+        """Colour the rings by a per-cell score (viridis); the class key is hidden and a
+        key naming the score and its colour range takes its place."""
         if self.layer is None:
             return
         if self.legend is not None:
@@ -118,6 +121,22 @@ class SmearCells:
         low, high = float(values.min()), float(values.max())
         self.layer.border_contrast_limits = (low, high if high > low else low + 1e-6)
         self.layer.refresh()
+        self._show_score_key(f"Ring colour: {name}\nviridis, purple {low:.3g} to yellow {high:.3g}")
+
+    def _show_score_key(self, text: str) -> None:
+        from napari.components.overlays import TextOverlay
+
+        self._drop_score_key()
+        self.score_key = TextOverlay(
+            text=text, color="white", position="bottom_right", box=True, font_size=10, visible=True
+        )
+        self.viewer.canvas.overlays[self._score_key_name] = self.score_key
+
+    def _drop_score_key(self) -> None:
+        if self.score_key is not None:
+            self.score_key.visible = False  # hidden first: see ClassLegend.close
+        self.viewer.canvas.overlays.pop(self._score_key_name, None)
+        self.score_key = None
 
     def remove(self) -> None:
         # napari holds event callbacks weakly: the legend must stay referenced until the
@@ -128,6 +147,7 @@ class SmearCells:
         if legend is not None:
             legend.close()  # and for sure: a stale key must never stay under a new one
         self._drop_note()
+        self._drop_score_key()
         self.layer, self.legend = None, None
 
     def _drop_note(self) -> None:

@@ -327,7 +327,7 @@ class SmearWidget(QWidget):
         if name == "class" or name not in self.scores():
             self._draw_points()
             return
-        self.cells_view.recolour(self.scores()[name])
+        self.cells_view.recolour(self.scores()[name], name)
 
     def _fill_gallery(self) -> None:
         if self.collection is not None:
