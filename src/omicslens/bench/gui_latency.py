@@ -216,7 +216,9 @@ def measure_latency(
                 )
             if index == 0 or not arrivals.wanted:
                 continue
-            planned = stages["planned"][-1] if stages["planned"] else math.nan
+            # the first plan after the move (the throttle may plan again ~100 ms later,
+            # after the first tiles are back: the last plan would hide the split)
+            planned = stages["planned"][0] if stages["planned"] else math.nan
             results = [t for t in stages["results"] if t >= planned]
             rows.append(
                 {
