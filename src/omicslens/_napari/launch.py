@@ -26,20 +26,27 @@ def launch(
     import napari
 
     from omicslens._napari.layers import slide_layer_data
+    from omicslens._napari.panel import OmicsLensPanel
     from omicslens._napari.preferences import show_scale_bar
     from omicslens._napari.reader import open_for_viewer
 
-    if model and output:
-        # a misspelt or absent output is an error before any window opens
+    if model:
+        # an unknown model, or a misspelt or absent output, is an error before any window
         try:
-            output = _checked_output(_model_folder(model), output)
+            folder = _model_folder(model)
+            if output:
+                output = _checked_output(folder, output)
         except (OmicsLensError, FileNotFoundError) as error:
             print(f"omicslens: error: {error}", file=sys.stderr)
             return EXIT_INPUT_ERROR
     if screenshot:
         _quiet_backend_notice()
     viewer = napari.Viewer(title="OmicsLens")
-    _, panel = viewer.window.add_plugin_dock_widget("omicslens", "OmicsLens")
+    # docked directly, not through the plugin menu: asking napari's plugin manager for
+    # the widget registers the plugin's commands again in a process that already made
+    # viewers (app_model: "Command 'omicslens.get_reader' already registered")
+    panel = OmicsLensPanel(viewer)
+    viewer.window.add_dock_widget(panel, name="OmicsLens", area="right")
     if path is not None and is_session_file(Path(path)):
         return _launch_session(viewer, panel, Path(path), screenshot)
     if path is not None:
