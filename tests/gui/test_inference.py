@@ -30,8 +30,8 @@ def test_panning_predicts_exactly_the_visible_tissue_tiles(
     viewer = make_napari_viewer(show=True)
     slide_layer = viewer.open(str(CMU1), plugin="omicslens")[0]
     bundle = make_bundle(tmp_path / "bundle", patch_size=32, spacing=2.0)  # 64 um tiles
-    viewer.camera.center = (700, 550)
-    viewer.camera.zoom = 2.0  # about 400 x 300 um on screen
+    viewer.scene.camera.center = (700, 550)
+    viewer.scene.camera.zoom = 2.0  # about 400 x 300 um on screen
     widget = _start(viewer, qtbot, bundle)
     live = widget.live
     session = live.session
@@ -51,7 +51,7 @@ def test_panning_predicts_exactly_the_visible_tissue_tiles(
 
     # pan: new tiles are planned, old predictions stay
     before = set(done.tolist())
-    viewer.camera.center = (1100, 550)
+    viewer.scene.camera.center = (1100, 550)
     qtbot.waitUntil(lambda: live.stats().done > len(before) and live.scheduler.idle, timeout=30000)
     after = set(np.flatnonzero(session.store.done_mask().ravel()).tolist())
     assert before < after
@@ -143,8 +143,8 @@ def test_superseded_view_is_cancelled_in_the_viewer(
     viewer = make_napari_viewer(show=True)
     slide_layer = viewer.open(str(CMU1), plugin="omicslens")[0]
     bundle = make_bundle(tmp_path / "bundle", patch_size=32, spacing=1.0)  # 32 um tiles
-    viewer.camera.center = (400, 550)
-    viewer.camera.zoom = 2.0
+    viewer.scene.camera.center = (400, 550)
+    viewer.scene.camera.zoom = 2.0
     widget = _start(viewer, qtbot, bundle)
     live = widget.live
     qtbot.waitUntil(lambda: live.scheduler.idle and live.stats().done > 0, timeout=60000)
@@ -152,10 +152,10 @@ def test_superseded_view_is_cancelled_in_the_viewer(
     gate = threading.Event()
     read = live.scheduler._read_patch
     live.scheduler._read_patch = lambda index: (gate.wait(20), read(index))[1]
-    viewer.camera.center = (900, 550)  # the user looks here briefly...
+    viewer.scene.camera.center = (900, 550)  # the user looks here briefly...
     qtbot.wait(400)  # debounce passes: this view is planned, its first reads hang
     first_view = set(live.session.grid.tiles_in_rect(*visible_rect(viewer, slide_layer)).tolist())
-    viewer.camera.center = (1400, 550)  # ...and moves on before anything arrives
+    viewer.scene.camera.center = (1400, 550)  # ...and moves on before anything arrives
     qtbot.wait(400)
     final_view = set(live.session.grid.tiles_in_rect(*visible_rect(viewer, slide_layer)).tolist())
     gate.set()
@@ -195,6 +195,6 @@ def test_similarity_search_from_a_tile(
     widget.similarity._go(widget.similarity.matches.item(0))
     best = live.session.grid.centres([expected.ranked[0][0]])[0]
     np.testing.assert_allclose(
-        viewer.camera.center[-2:], (best[1] * 0.499, best[0] * 0.499), rtol=1e-3
+        viewer.scene.camera.center[-2:], (best[1] * 0.499, best[0] * 0.499), rtol=1e-3
     )
     widget.close_live()

@@ -31,8 +31,8 @@ def predicting(make_napari_viewer, qtbot, tmp_path: Path, cache: Path):
     outputs = [{"name": g, "kind": "gene", "train_mean": 0.5, "train_std": 2.0} for g in GENES]
     bundle = make_bundle(tmp_path / "bundle", outputs=GENES, patch_size=32, spacing=2.0)
     rewrite_config(bundle, {"outputs": outputs})
-    viewer.camera.center = (700, 550)
-    viewer.camera.zoom = 2.0
+    viewer.scene.camera.center = (700, 550)
+    viewer.scene.camera.zoom = 2.0
     widget = InferenceWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.add_model_folder(bundle)

@@ -79,6 +79,6 @@ def test_the_slide_is_fitted_after_the_panel_opens(laptop) -> None:
     assert viewer.canvas.overlays.scale_bar.visible
     canvas = np.array(viewer.window._qt_viewer.canvas.size)[::-1]  # (h, w)
     extent = np.array(layer.extent.world[1][-2:]) - np.array(layer.extent.world[0][-2:])
-    shown = extent * viewer.camera.zoom  # screen pixels the slide spans
+    shown = extent * viewer.scene.camera.zoom  # screen pixels the slide spans
     assert (shown <= canvas * 1.02).all()  # all of it on screen
     assert (shown >= canvas * 0.8).any()  # and filling the canvas in one direction

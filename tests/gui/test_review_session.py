@@ -56,8 +56,8 @@ def _reviewed(make_napari_viewer, qtbot, tmp_path: Path) -> tuple[OmicsLensPanel
     regions._debounce.stop()
     regions.refresh()
     qtbot.waitUntil(lambda: not regions.busy, timeout=30000)
-    panel.viewer.camera.center = (700.0, 900.0)
-    panel.viewer.camera.zoom = 1.7
+    panel.viewer.scene.camera.center = (700.0, 900.0)
+    panel.viewer.scene.camera.zoom = 1.7
     return panel, slide
 
 
@@ -84,8 +84,8 @@ def test_a_saved_session_reopens_identically(make_napari_viewer, qtbot, tmp_path
     np.testing.assert_allclose(overlay.contrast_limits, (0.1, 0.9))
     assert not again.predict.auto_contrast.isChecked()
     qtbot.wait(300)  # the panel's first fit of the view has run by now: it kept the camera
-    np.testing.assert_allclose(again.viewer.camera.center[-2:], (700.0, 900.0))
-    assert again.viewer.camera.zoom == pytest.approx(1.7)
+    np.testing.assert_allclose(again.viewer.scene.camera.center[-2:], (700.0, 900.0))
+    assert again.viewer.scene.camera.zoom == pytest.approx(1.7)
     again.predict.close_live()
 
 

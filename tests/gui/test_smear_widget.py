@@ -66,7 +66,7 @@ def test_smear_review_workflow(make_napari_viewer, qtbot, smear: Path, tmp_path:
     widget._go_to_cell(item)
     cell = analysis.cells[int(item.data(256))]
     np.testing.assert_allclose(
-        viewer.camera.center[-2:], (cell.centre_y * MPP, cell.centre_x * MPP), rtol=1e-3
+        viewer.scene.camera.center[-2:], (cell.centre_y * MPP, cell.centre_x * MPP), rtol=1e-3
     )
 
     # a reviewer re-classes one cell as a monocyte
@@ -191,7 +191,7 @@ def test_cells_stay_legible_and_corrections_show_on_the_canvas(make_napari_viewe
     """Issue 16, item 5: thin rings, a class key, corrected cells marked, headers apart."""
     from qtpy.QtWidgets import QLabel, QListWidget
 
-    from omicslens._napari.smear_canvas import CORRECTED_KEY, CORRECTED_SYMBOL, camera_of
+    from omicslens._napari.smear_canvas import CORRECTED_KEY, CORRECTED_SYMBOL
 
     viewer = make_napari_viewer(show=True)
     viewer.open(str(SIX_FIELDS), plugin="omicslens")
@@ -205,9 +205,9 @@ def test_cells_stay_legible_and_corrections_show_on_the_canvas(make_napari_viewe
     # a transparent face and a ring 1-2 screen pixels wide, at any zoom
     assert not points.border_width_is_relative
     np.testing.assert_allclose(points.face_color[:, 3], 0)
-    for zoom in (camera_of(viewer).zoom, camera_of(viewer).zoom * 8):
-        camera_of(viewer).zoom = zoom
-        on_screen = points.border_width * points.scale[-1] * camera_of(viewer).zoom
+    for zoom in (viewer.scene.camera.zoom, viewer.scene.camera.zoom * 8):
+        viewer.scene.camera.zoom = zoom
+        on_screen = points.border_width * points.scale[-1] * viewer.scene.camera.zoom
         assert np.all((on_screen >= 1) & (on_screen <= 2))
     # the class key is on the canvas, one line per class shown
     legend = widget.class_legend

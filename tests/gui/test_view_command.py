@@ -12,7 +12,11 @@ from omicslens.cli.main import main
 from tests.helpers.bundles import make_bundle
 
 
-def test_view_with_model_predicts_and_screenshots(tmp_path: Path, monkeypatch) -> None:
+def test_view_with_model_predicts_and_screenshots(
+    tmp_path: Path, monkeypatch, mock_app_model
+) -> None:
+    # mock_app_model: a fresh napari app model, as a user's process has; earlier tests in this
+    # process (the benchmarks) registered the plugin's commands on the real one already
     monkeypatch.setenv("OMICSLENS_CACHE_DIR", str(tmp_path / "cache"))
     bundle = make_bundle(tmp_path / "bundle", patch_size=32, spacing=4.0)
     shot = tmp_path / "shot.png"

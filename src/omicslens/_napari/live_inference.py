@@ -41,8 +41,8 @@ DOMAIN_EVERY_S = 1.0  # how often the dock's domain verdict is recomputed while 
 def visible_rect(viewer: Any, slide_layer: Any) -> tuple[float, float, float, float]:
     """The canvas area as a level-0 rectangle (x0, y0, x1, y1) of ``slide_layer``."""
     height, width = viewer.canvas.size
-    zoom = max(viewer.camera.zoom, 1e-12)
-    cy, cx = viewer.camera.center[-2:]
+    zoom = max(viewer.scene.camera.zoom, 1e-12)
+    cy, cx = viewer.scene.camera.center[-2:]
     half_h, half_w = height / zoom / 2, width / zoom / 2
     sy, sx = slide_layer.scale[-2:]
     ty, tx = slide_layer.translate[-2:]
@@ -149,7 +149,7 @@ class LiveInference(QObject):
         if follow == self.follow_view:
             return
         self.follow_view = follow
-        camera = self.viewer.camera.events
+        camera = self.viewer.scene.camera.events
         if follow:
             camera.center.connect(self._camera_moved)
             camera.zoom.connect(self._camera_moved)

@@ -59,7 +59,7 @@ def capture(panel: OmicsLensPanel) -> ReviewSession:
             for i, label in sorted(analysis.corrections.items())
             if i in by_id
         ]
-    camera = panel.viewer.camera
+    camera = panel.viewer.scene.camera
     return ReviewSession(
         slide_path=str(Path(slide.path).resolve()),
         slide_fingerprint="",
@@ -134,6 +134,6 @@ def apply(panel: OmicsLensPanel, session: ReviewSession, slide: Any, path: Path)
         panel.predict.load_model()
     if session.camera is not None:
         panel.keep_camera = True  # the panel's first fit must not undo it
-        viewer.camera.center = session.camera.center
-        viewer.camera.zoom = session.camera.zoom
+        viewer.scene.camera.center = session.camera.center
+        viewer.scene.camera.zoom = session.camera.zoom
     panel.session_path = Path(path)

@@ -116,4 +116,4 @@ class SimilarityPanel(QGroupBox):
         grid = live.session.grid
         centre = grid.centres([int(item.data(Qt.UserRole))])[0]
         sy, sx = live.slide_layer.scale[-2:]
-        self.owner.viewer.camera.center = (centre[1] * sy, centre[0] * sx)
+        self.owner.viewer.scene.camera.center = (centre[1] * sy, centre[0] * sx)

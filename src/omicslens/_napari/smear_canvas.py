@@ -40,12 +40,12 @@ class SmearCells:
         self._note_key = f"omicslens_smear_corrected_{id(self)}"
         self.score_key: Any = None  # what the ring colours mean when they show a score
         self._score_key_name = f"omicslens_smear_score_{id(self)}"
-        camera_of(viewer).events.zoom.connect(self.fit_outline)
+        viewer.scene.camera.events.zoom.connect(self.fit_outline)
         viewer.layers.events.removed.connect(self._on_removed)
 
     def outline_width(self, scale: float) -> float:
         """Border width in data pixels that is :data:`OUTLINE_SCREEN_PX` on screen."""
-        zoom = float(camera_of(self.viewer).zoom) or 1.0
+        zoom = float(self.viewer.scene.camera.zoom) or 1.0
         return OUTLINE_SCREEN_PX / (zoom * abs(scale) or 1.0)
 
     def draw(self, analysis: SmearAnalysis, slide_layer: Any) -> Any:
@@ -164,12 +164,6 @@ class SmearCells:
         if self.layer is not None and event.value is self.layer:
             self._drop_note()
             self.layer = None  # the legend (kept until the next draw) removes itself
-
-
-def camera_of(viewer: Any) -> Any:
-    """The viewer's camera (``viewer.scene.camera`` from napari 0.9 on)."""
-    scene = getattr(viewer, "scene", None)
-    return getattr(scene, "camera", None) or viewer.camera
 
 
 def class_key(

@@ -38,7 +38,7 @@ from qtpy.QtWidgets import (
 from omicslens._napari.cell_gallery import ICON_PX, CellGallery, crop_entries, smear_entries
 from omicslens._napari.jobs import JobHandle, start_job
 from omicslens._napari.layers import fill_slide_layer_combo, slide_of
-from omicslens._napari.smear_canvas import SmearCells, camera_of
+from omicslens._napari.smear_canvas import SmearCells
 from omicslens._napari.smear_panels import (
     NO_GENETIC_MODEL,
     collection_patient_text,
@@ -363,7 +363,7 @@ class SmearWidget(QWidget):
             return
         cell = self.analysis.cells[int(index)]
         sy, sx = self._slide_layer.scale[-2:]
-        camera = camera_of(self.viewer)
+        camera = self.viewer.scene.camera
         camera.center = (cell.centre_y * sy, cell.centre_x * sx)
         camera.zoom = max(camera.zoom, 4.0 / max(sy, sx) / 10)
 

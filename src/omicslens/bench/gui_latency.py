@@ -112,8 +112,8 @@ class _Bench:
         return (cy, cx), zoom
 
     def move(self, centre: tuple[float, float], zoom: float) -> None:
-        self.viewer.camera.center = centre
-        self.viewer.camera.zoom = zoom
+        self.viewer.scene.camera.center = centre
+        self.viewer.scene.camera.zoom = zoom
 
     def close(self) -> None:
         self.viewer.close()
