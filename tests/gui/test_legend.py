@@ -132,6 +132,26 @@ def test_removing_the_layer_removes_its_key(predicting) -> None:
     assert legend.key not in viewer.canvas.overlays
 
 
+def test_two_maps_shown_together_keep_each_key_beside_its_own_colour_bar(
+    make_napari_viewer,
+) -> None:
+    from omicslens._napari.legend import MapLegend
+
+    viewer = make_napari_viewer()
+    first = viewer.add_image(np.random.default_rng(0).random((8, 8)), colormap="inferno")
+    second = viewer.add_image(np.random.default_rng(1).random((8, 8)), colormap="viridis")
+    one = MapLegend(viewer, first, "model A", "ERBB2", EXPRESSION_UNIT)
+    two = MapLegend(viewer, second, "model B", "ensemble_sd", UNCERTAINTY_UNIT)
+    assert one.corner != two.corner
+    for legend, layer in ((one, first), (two, second)):
+        assert str(legend.text.position) == legend.corner
+        assert str(layer.colorbar.position) == legend.corner
+    # once a map is gone its corner is free for the next one
+    viewer.layers.remove(second)
+    third = viewer.add_image(np.zeros((8, 8)))
+    assert MapLegend(viewer, third, "model C", "CD74", EXPRESSION_UNIT).corner == two.corner
+
+
 def test_units_follow_the_output_kind_and_task() -> None:
     names = ["ERBB2", "CD74", "ensemble_sd", "domain_distance"]
     meta = [

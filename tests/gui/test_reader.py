@@ -69,10 +69,18 @@ def test_missing_resolution_asks_once_and_remembers(make_napari_viewer, monkeypa
 
 
 def _notifications(monkeypatch) -> list[str]:
-    from napari.utils import notifications
+    """The messages of the notifications dispatched (the objects in ``_notifications.sent``)."""
+    from napari.utils.notifications import notification_manager
 
     shown: list[str] = []
-    monkeypatch.setattr(notifications, "show_error", lambda message: shown.append(message))
+    sent: list = []
+
+    def dispatch(notification) -> None:
+        sent.append(notification)
+        shown.append(notification.message)
+
+    monkeypatch.setattr(notification_manager, "dispatch", dispatch)
+    _notifications.sent = sent  # type: ignore[attr-defined]
     return shown
 
 
@@ -95,6 +103,17 @@ def test_a_text_file_named_svs_gets_our_message(make_napari_viewer, monkeypatch,
     viewer.open(str(fake), plugin="omicslens")
     assert len(viewer.layers) == 0
     assert len(shown) == 1 and "notes.svs" in shown[0] and "not TIFF" in shown[0], shown
+    # short: the file's name, not its folder; the whole path and the kind under Details
+    assert str(tmp_path) not in shown[0] and len(shown[0]) <= 110
+    (notification,) = _notifications.sent  # type: ignore[attr-defined]
+    ((label, _callback),) = notification.actions
+    assert label == "Details"
+    assert f"File: {fake}" in notification.details and "Kind: " in notification.details
+    from omicslens._napari.notify import Problem, details_dialog
+
+    box = details_dialog(Problem(notification.message, notification.details))
+    assert box.text() == shown[0] and str(fake) in box.informativeText()
+    assert "Traceback" not in box.informativeText()
 
 
 def test_open_without_plugin_name_uses_omicslens_once_preferred(make_napari_viewer) -> None:

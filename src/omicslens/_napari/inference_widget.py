@@ -221,10 +221,19 @@ class InferenceWidget(QWidget):
         first_warning = self.domain_banner.verdict is None and verdict.verdict == "out-of-domain"
         self.domain_banner.show_verdict(verdict)
         if first_warning:
-            from napari.utils.notifications import show_warning
+            from omicslens._napari.notify import Problem, notify
 
-            # short: napari's toast cuts long lines; the banner in the Predict tab says more
-            show_warning("OmicsLens: out of the model's domain. Do not trust this map.")
+            # short: napari's toast cuts long lines; Details and the Predict tab say more
+            notify(
+                Problem(
+                    "OmicsLens: out of the model's domain. Do not trust this map.",
+                    f"{verdict.warning}\n\nMedian domain distance {verdict.median_distance:.2f}, "
+                    f"90th percentile {verdict.p90_distance:.2f} (1 = the 95th percentile of "
+                    "the model's training tiles). Show the domain_distance output to see "
+                    "where.",
+                ),
+                severity="warning",
+            )
 
     def _live_changed(self, live: Any) -> None:
         """The shared prediction changed; None when its slide layer was removed."""

@@ -42,6 +42,23 @@ FEATURE_UNIT = "feature value"
 UNCERTAINTY_OUTPUT = "ensemble_sd"
 SEPARATOR = " · "
 KEY_THROTTLE_MS = 1000
+LEGEND_PREFIX = "omicslens_legend_"
+#: where the keys of maps shown together go, in order; bottom right holds the scale bar
+#: and the cell class key
+MAP_CORNERS = ("top_left", "bottom_left", "top_right")
+
+
+def free_corner(viewer: Any) -> str:
+    """The first corner no other map's key holds, so that two maps shown together keep
+    each key beside its own colour bar (napari stacks the overlays of one corner as
+    "texts first, then bars", which would pair them wrongly). A fourth map shares the
+    first corner."""
+    taken = {
+        str(overlay.position)
+        for key, overlay in viewer.canvas.overlays.items()
+        if key.startswith(LEGEND_PREFIX) and overlay.visible
+    }
+    return next((corner for corner in MAP_CORNERS if corner not in taken), MAP_CORNERS[0])
 
 
 def output_unit(
@@ -85,14 +102,15 @@ class MapLegend:
         self.base_name = base_name
         self.label = label
         self.unit = unit
-        self.key = f"omicslens_legend_{id(layer)}"
+        self.key = f"{LEGEND_PREFIX}{id(layer)}"
+        self.corner = free_corner(viewer)
         colorbar = layer.colorbar
         colorbar.box = True  # a dark box keeps ticks legible over pink tissue
-        colorbar.position = "top_left"
+        colorbar.position = self.corner
         colorbar.visible = True
-        # napari tiles the top-left corner vertically, viewer overlays first: the key
-        # sits just above the layer's colour bar (and no tiling setting is changed)
-        self.text = TextOverlay(position="top_left", box=True, font_size=10, visible=True)
+        # napari tiles a corner vertically, viewer overlays first: the key sits just
+        # above the layer's colour bar (and no tiling setting is changed)
+        self.text = TextOverlay(position=self.corner, box=True, font_size=10, visible=True)
         viewer.canvas.overlays[self.key] = self.text
         # each new key text rebuilds a shader (tens of ms under software GL): while tiles
         # stream in and the automatic contrast moves, rewrite it at most once a second

@@ -177,10 +177,10 @@ class OmicsLensPanel(QWidget):
         self._say(f"Session {path.name} reopened.")
 
     def _not_reopened(self, error: BaseException) -> None:
-        from napari.utils.notifications import show_error
+        from omicslens._napari.notify import notify, problem_from_error
 
         self._say(f"Not opened: {error}")
-        show_error(f"OmicsLens could not open the session {error}")
+        notify(problem_from_error("could not open the session", error))
 
     def _save_dialog(self) -> None:
         from omicslens.core.session import SESSION_SUFFIX

@@ -105,13 +105,10 @@ def read_slides(path: str | list[str]) -> list[Any]:
 
 
 def report_unopened(path: Path, error: OmicsLensError) -> None:
-    """One notification: the file and the problem (our messages name the file)."""
-    from napari.utils.notifications import show_error
+    """One short notification naming the file and the problem; the rest under Details."""
+    from omicslens._napari.notify import notify, problem_from_error
 
-    message = str(error)
-    if path.name not in message:
-        message = f"{path.name}: {message}"
-    show_error(f"OmicsLens could not open {message}")
+    notify(problem_from_error("could not open", error, path))
 
 
 def open_for_viewer(path: Path, mpp: float | None = None) -> Slide:

@@ -116,12 +116,17 @@ def warn_if_opened_as_pixels(layer: Any) -> None:
     if getattr(source, "reader_plugin", None) != "napari" or not path:
         return
     if any(fnmatch(path.lower(), pattern) for pattern in OWNED_PATTERNS):
-        from napari.utils.notifications import show_warning
+        from omicslens._napari.notify import Problem, notify
 
-        show_warning(
-            f"{Path(path).name} was opened by napari's built-in reader: pixels, not "
-            "micrometres, and OmicsLens cannot predict on it. Open it with File > Open, "
-            "or viewer.open(path, plugin='omicslens')."
+        notify(
+            Problem(
+                f"{Path(path).name} was opened by napari's built-in reader, not OmicsLens.",
+                f"{path} was opened by napari's built-in reader: in pixels, not "
+                "micrometres, without the slide's pyramid, and OmicsLens cannot predict "
+                "on it. Open it with File > Open, or viewer.open(path, "
+                "plugin='omicslens').",
+            ),
+            severity="warning",
         )
 
 
