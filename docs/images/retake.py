@@ -179,6 +179,30 @@ def smear_review() -> None:
     _save(viewer, "smear-review")
 
 
+def crops_gallery() -> None:
+    """A folder of 26 crops, as a CellaVision export mixes them: 16 white cells, 5
+    platelets and 5 red cells, cut from the BCCD validation fields by
+    ``omicslens bench crop-review --voc ../shared/data/bccd --out $OMICSLENS_CROPS``."""
+    import os
+    import shutil
+    import tempfile
+
+    source = Path(os.environ.get("OMICSLENS_CROPS", "/tmp/crops"))
+    if not (source / "white-cells").is_dir():
+        print(f"skipped crops-gallery: no crops in {source} (run bench crop-review first)")
+        return
+    folder = Path(tempfile.mkdtemp(prefix="omicslens-crops-"))
+    for kind, count in (("white-cells", 16), ("platelets", 5), ("red-cells", 5)):
+        for crop in sorted((source / kind).glob("*.png"))[:count]:
+            shutil.copy(crop, folder / f"{kind}-{crop.name}")
+    viewer, panel = _viewer_and_panel("bccd-fields")
+    panel.show_tab("Blood smear")
+    panel.smear.open_crops(folder)
+    _until(lambda: panel.smear.crops)
+    _pump(3.0)
+    _save(viewer, "crops-gallery")
+
+
 PICTURES: dict[str, Callable[[], None]] = {
     "viewer-cmu1": viewer_cmu1,
     "panel-predict": panel_predict,
@@ -187,6 +211,7 @@ PICTURES: dict[str, Callable[[], None]] = {
     "predict-measured": predict_measured,
     "regions": regions,
     "smear-review": smear_review,
+    "crops-gallery": crops_gallery,
 }
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from qtpy.QtWidgets import QAbstractButton, QApplication
 
+from omicslens._napari.cell_gallery import MIN_HEIGHT_PX
 from omicslens._napari.layers import slide_of
 from omicslens._napari.panel import OmicsLensPanel
 from tests.conftest import SAMPLES
@@ -66,6 +67,8 @@ def test_every_tab_fits_a_laptop_screen(laptop, qtbot, tmp_path: Path) -> None:
             assert button.height() >= 18, (title, button.text())  # not squashed
         for widget in lists.get(title, []):
             assert widget.height() >= 100, (title, type(widget).__name__, widget.height())
+        if title == "Blood smear":  # the review is done in the gallery: two rows of icons
+            assert panel.smear.gallery.height() >= MIN_HEIGHT_PX, panel.smear.gallery.height()
         area.verticalScrollBar().setValue(0)
         _pump(qtbot, 200)
         viewer.screenshot(

@@ -49,7 +49,8 @@ def test_smear_review_workflow(make_napari_viewer, qtbot, smear: Path, tmp_path:
     for name, ids in groups.items():  # grouped by the class each cell has
         assert all(analysis.label([c.id for c in analysis.cells].index(i)) == name for i in ids)
     counts = widget.differential_counts()
-    assert counts["Total"] == n
+    apart = counts.get("Unknown", 0) + counts.get("Review", 0)
+    assert counts["Total"] == n - apart  # the typed white cells; Unknown and Review apart
     assert NO_GENETIC_MODEL in widget.patient.text()
 
     # colour by a score instead of the class
@@ -166,7 +167,21 @@ def test_a_folder_of_crops_opens_as_a_gallery_with_a_review_row(
     glass = next(i for i, c in enumerate(report.cells) if c.crop.path.name == "empty-glass.png")
     assert glass in groups["Review"]
     counts = widget.differential_counts()
-    assert counts["Total"] == 14 and counts["Review"] == len(groups["Review"])
+    assert counts["Review"] == len(groups["Review"])
+    assert counts["Total"] == 14 - counts["Review"] - counts.get("Unknown", 0)
+    # the percentages are of the typed white cells only: they add up to 100
+    table = widget.differential
+    percents = [table.item(r, 2).text() for r in range(table.rowCount())]
+    typed = [
+        float(p)
+        for p, r in zip(percents, range(table.rowCount()), strict=True)
+        if table.item(r, 0).text() not in ("Total", "Unknown", "Review")
+    ]
+    assert abs(sum(typed) - 100) < 0.5
+    assert (
+        percents[[table.item(r, 0).text() for r in range(table.rowCount())].index("Review")]
+        == "apart"
+    )
     screenshot = viewer.window.screenshot(canvas_only=False)
     Image.fromarray(screenshot).save(tmp_path / "crops-gallery.png")
     # a reviewer decides the empty crop is not a cell at all: keeps it in Review, and

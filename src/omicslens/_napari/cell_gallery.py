@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 ICON_PX = 72
 #: one icon cell of a grid: the icon and a caption line under it
 GRID_PX = (ICON_PX + 14, ICON_PX + 24)
+#: the review is done in the gallery: it keeps two rows of icons and their headers on a
+#: laptop screen, and the tab page scrolls to the differential below instead
+MIN_HEIGHT_PX = 2 * GRID_PX[1] + 2 * 24 + 12
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class CellGallery(QScrollArea):
         self.setWidgetResizable(True)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.setToolTip("Every detected cell, grouped by class; click one to go to it")
+        self.setMinimumHeight(MIN_HEIGHT_PX)
         self.entries: list[GalleryEntry] = []
         self.sections: list[tuple[QLabel, QListWidget]] = []
         self._body = QWidget()

@@ -8,6 +8,7 @@ import numpy as np
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
 from omicslens.app.smear import similar_patient_text
+from omicslens.hemato.cell_reference import REVIEW_CLASS
 
 if TYPE_CHECKING:
     from omicslens.app.crops import CropTypingReport
@@ -21,15 +22,34 @@ NO_GENETIC_MODEL = (
 )
 
 
+#: counted apart, as a hematologist's differential does: "Unknown" (typed below the model's
+#: confidence threshold) and "Review" (unlike every trained class, perhaps no white cell)
+APART = ("Unknown", REVIEW_CLASS)
+TYPED_TOTAL = "Total"
+APART_MARK = "apart"
+
+
 def fill_differential(table: QTableWidget, counts: dict[str, int]) -> None:
-    """One row per class with cells (count, %), then the total."""
+    """One row per class with cells: count and % of the typed white cells; then their
+    total; then the cells counted apart (Unknown, Review), with no percentage, so that
+    platelets or debris flagged for review never dilute the differential."""
     shown = {name: count for name, count in counts.items() if count}
-    total = sum(shown.values())
-    table.setRowCount(len(shown) + 1)
-    for row, (name, count) in enumerate([*shown.items(), ("Total", total)]):
-        percent = f"{100 * count / total:.1f}" if total else "-"
+    typed = {name: count for name, count in shown.items() if name not in APART}
+    apart = [(name, shown[name]) for name in APART if name in shown]
+    total = sum(typed.values())
+    rows = [*typed.items(), (TYPED_TOTAL, total), *apart]
+    table.setRowCount(len(rows))
+    for row, (name, count) in enumerate(rows):
+        share = f"{100 * count / total:.1f}" if total else "-"
+        percent = APART_MARK if name in APART else share
         for column, text in enumerate((name, str(count), percent)):
-            table.setItem(row, column, QTableWidgetItem(text))
+            item = QTableWidgetItem(text)
+            if name in APART:
+                item.setToolTip(
+                    "Counted apart: not a typed white cell, not in the percentages. "
+                    "Re-class it to count it."
+                )
+            table.setItem(row, column, item)
 
 
 def read_differential(table: QTableWidget) -> dict[str, int]:
