@@ -285,19 +285,13 @@ class SmearWidget(QWidget):
 
     def _apply_session_corrections(self) -> str:
         """A session's corrections, on the cells with the same id and centre (2 px)."""
-        from omicslens.hemato.review_store import CENTRE_TOLERANCE_PX
+        from omicslens.hemato.review_store import StoredCorrection, match_corrections
 
         assert self.analysis is not None
-        cells = {cell.id: cell for cell in self.analysis.cells}
-        applied = 0
-        for correction in self.pending_corrections:
-            cell = cells.get(correction.cell_id)
-            if cell is not None and (
-                abs(cell.centre_x - correction.x) <= CENTRE_TOLERANCE_PX
-                and abs(cell.centre_y - correction.y) <= CENTRE_TOLERANCE_PX
-            ):
-                self.analysis.corrections[cell.id] = correction.label
-                applied += 1
+        applied = match_corrections(
+            self.analysis,
+            (StoredCorrection(c.cell_id, c.x, c.y, c.label) for c in self.pending_corrections),
+        )
         total = len(self.pending_corrections)
         self.pending_corrections = []
         if applied:
@@ -358,7 +352,7 @@ class SmearWidget(QWidget):
 
     # -- interaction ------------------------------------------------------------------------
     def _go_to_cell(self, item: QListWidgetItem) -> None:
-        index = item.data(Qt.UserRole)
+        index = item.data(Qt.ItemDataRole.UserRole)
         if index is None or self.analysis is None:  # crops have no place on a slide
             return
         cell = self.analysis.cells[int(index)]

@@ -30,6 +30,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -251,16 +252,24 @@ def apply_corrections(analysis: SmearAnalysis, stored: StoredCorrections) -> Res
         return Restored(
             0, total, f"they were made on cells typed by another model ({stored.model_name})"
         )
+    applied = match_corrections(analysis, stored.corrections)
+    reason = "" if applied == total else "the cells were not found again at the same place"
+    return Restored(applied, total, reason)
+
+
+def match_corrections(analysis: SmearAnalysis, corrections: Iterable[StoredCorrection]) -> int:
+    """Set each correction on the cell with its id and centre (within 2 px); return how
+    many found their cell. Detection is deterministic, so a cell found again has the same
+    id at the same place; a cell that moved is another cell and gets nothing. Sessions
+    and the autosave both restore through here."""
     cells = {cell.id: cell for cell in analysis.cells}
     applied = 0
-    for correction in stored.corrections:
+    for correction in corrections:
         cell = cells.get(correction.cell_id)
         if cell is None:
             continue
         dx, dy = cell.centre_x - correction.centre_x, cell.centre_y - correction.centre_y
-        distance = math.hypot(dx, dy)
-        if distance <= CENTRE_TOLERANCE_PX:
+        if math.hypot(dx, dy) <= CENTRE_TOLERANCE_PX:
             analysis.corrections[cell.id] = correction.new_class
             applied += 1
-    reason = "" if applied == total else "the cells were not found again at the same place"
-    return Restored(applied, total, reason)
+    return applied
