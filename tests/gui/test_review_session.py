@@ -41,11 +41,11 @@ def _reviewed(make_napari_viewer, qtbot, tmp_path: Path) -> tuple[OmicsLensPanel
     qtbot.waitUntil(lambda: predict.live is not None, timeout=30000)
     assert predict.select_output("CD74")
     qtbot.waitUntil(lambda: predict.live.output.label == "CD74", timeout=30000)
-    predict.colormap_combo.setCurrentText("viridis")
-    predict.opacity_slider.setValue(40)
-    predict.auto_contrast.setChecked(False)
-    predict.low_spin.setValue(0.1)
-    predict.high_spin.setValue(0.9)
+    predict.display.colormap_combo.setCurrentText("viridis")
+    predict.display.opacity_slider.setValue(40)
+    predict.display.auto_contrast.setChecked(False)
+    predict.display.low_spin.setValue(0.1)
+    predict.display.high_spin.setValue(0.9)
     shapes = panel.regions.new_layer()
     shapes.add_rectangles(np.array([[300.0, 400.0], [1500.0, 1600.0]]))
     regions = panel.regions
@@ -82,7 +82,7 @@ def test_a_saved_session_reopens_identically(make_napari_viewer, qtbot, tmp_path
     assert overlay.colormap.name == "viridis"
     assert overlay.opacity == pytest.approx(0.4)
     np.testing.assert_allclose(overlay.contrast_limits, (0.1, 0.9))
-    assert not again.predict.auto_contrast.isChecked()
+    assert not again.predict.display.auto_contrast.isChecked()
     qtbot.wait(300)  # the panel's first fit of the view has run by now: it kept the camera
     np.testing.assert_allclose(again.viewer.scene.camera.center[-2:], (700.0, 900.0))
     assert again.viewer.scene.camera.zoom == pytest.approx(1.7)

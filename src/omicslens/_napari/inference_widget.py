@@ -25,11 +25,11 @@ from qtpy.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
-    QSlider,
     QVBoxLayout,
     QWidget,
 )
 
+from omicslens._napari.display_controls import DisplayControls
 from omicslens._napari.domain_banner import DomainBanner
 from omicslens._napari.jobs import JobHandle, show_activity, start_job
 from omicslens._napari.layers import fill_slide_layer_combo, slide_of
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 
     from omicslens.models.session import InferenceSession
 
-COLORMAPS = ("inferno", "viridis", "magma", "turbo", "plasma", "gray")
 #: Genes whose validation Pearson is below this are flagged in the picker.
 DEFAULT_FLAG_BELOW = 0.2
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -115,20 +114,6 @@ class InferenceWidget(QWidget):
         self._grades: dict[str, str] = {}
         self.measured = MeasuredPanel(self)
         self.similarity = SimilarityPanel(self)
-        self.colormap_combo = QComboBox()
-        self.colormap_combo.addItems(COLORMAPS)
-        self.opacity_slider = QSlider(Qt.Horizontal)
-        self.opacity_slider.setRange(0, 100)
-        self.opacity_slider.setValue(60)
-        self.auto_contrast = QCheckBox("auto (1st-99th percentile)")
-        self.auto_contrast.setChecked(True)
-        self.low_spin = QDoubleSpinBox()
-        self.high_spin = QDoubleSpinBox()
-        for spin in (self.low_spin, self.high_spin):
-            spin.setRange(-1e6, 1e6)
-            spin.setDecimals(4)
-            spin.setEnabled(False)
-        self.snapshot_button = QPushButton("Snapshot PNG (scale bar, colour bar)…")
         _tips(
             (self.layer_combo, "The slide (image layer) to predict on"),
             (self.model_combo, "A bundled model, or the folder chosen with Folder…"),
@@ -142,18 +127,11 @@ class InferenceWidget(QWidget):
             (self.whole_button, "Predict every tissue tile of the slide in the background"),
             (self.cancel_button, "Stop predicting; tiles already predicted are kept"),
             (self.filter_edit, "Type part of a gene or output name to filter the list"),
-            (self.colormap_combo, "Colour map of the shown output"),
-            (self.opacity_slider, "Opacity of the prediction overlay over the slide"),
-            (self.auto_contrast, "Colour limits from the 1st-99th percentile of predicted tiles"),
-            (self.low_spin, "Lower colour limit (untick auto to edit)"),
-            (self.high_spin, "Upper colour limit (untick auto to edit)"),
-            (
-                self.snapshot_button,
-                "Save the view as a PNG with a scale bar and a colour bar of the shown output",
-            ),
         )
         self.status = QLabel("No model loaded")
         self.status.setWordWrap(True)
+        #: colour map, opacity, colour limits and snapshot of the shown map
+        self.display = DisplayControls(self.viewer, self._overlay, self.status.setText)
         self.domain_banner = DomainBanner()
 
         model_row = QHBoxLayout()
@@ -162,10 +140,6 @@ class InferenceWidget(QWidget):
         run_row = QHBoxLayout()
         run_row.addWidget(self.whole_button)
         run_row.addWidget(self.cancel_button)
-        contrast_row = QHBoxLayout()  # limits under the auto box: the dock stays narrow
-        contrast_row.addWidget(self.low_spin)
-        contrast_row.addWidget(QLabel("to"))
-        contrast_row.addWidget(self.high_spin)
         form = QFormLayout()
         form.addRow("Slide", self.layer_combo)
         form.addRow("Model", model_row)
@@ -184,15 +158,9 @@ class InferenceWidget(QWidget):
         flag_row.addWidget(QLabel("Flag genes with validation r below"))
         flag_row.addWidget(self.flag_spin)
         layout.addLayout(flag_row)
-        display = QFormLayout()
-        display.addRow("Colormap", self.colormap_combo)
-        display.addRow("Opacity", self.opacity_slider)
-        display.addRow("Contrast", self.auto_contrast)
-        display.addRow("", contrast_row)
-        layout.addLayout(display)
+        layout.addWidget(self.display)
         layout.addWidget(self.measured)
         layout.addWidget(self.similarity)
-        layout.addWidget(self.snapshot_button)
         layout.addWidget(self.status)
 
         for name, folder in bundled_tile_models().items():
@@ -205,12 +173,6 @@ class InferenceWidget(QWidget):
         self.filter_edit.textChanged.connect(self._filter_outputs)
         self.output_list.currentRowChanged.connect(self._output_chosen)
         self.flag_spin.valueChanged.connect(self._reflag)
-        self.snapshot_button.clicked.connect(self._snapshot_dialog)
-        self.colormap_combo.currentTextChanged.connect(self._colormap_changed)
-        self.opacity_slider.valueChanged.connect(self._opacity_changed)
-        self.auto_contrast.toggled.connect(self._contrast_mode_changed)
-        self.low_spin.valueChanged.connect(self._contrast_changed)
-        self.high_spin.valueChanged.connect(self._contrast_changed)
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
         self.state.events.live.connect(self._live_changed)
@@ -303,8 +265,8 @@ class InferenceWidget(QWidget):
             session,
             raster,
             follow_view=False,
-            colormap=self.colormap_combo.currentText(),
-            opacity=self.opacity_slider.value() / 100,
+            colormap=self.display.colormap,
+            opacity=self.display.opacity,
         )
         self.live.stats_changed.connect(self._show_stats)
         self.live.error.connect(lambda message: self.status.setText(f"Problem: {message}"))
@@ -530,83 +492,20 @@ class InferenceWidget(QWidget):
         choice = self.current_choice
         if self.live is None or choice is None:
             return None
-        limits = None
-        if not self.auto_contrast.isChecked():
-            limits = (self.low_spin.value(), self.high_spin.value())
-        return ShownOutput(
-            choice.label,
-            limits,
-            self.colormap_combo.currentText(),
-            self.opacity_slider.value() / 100,
-        )
+        display = self.display
+        return ShownOutput(choice.label, display.fixed_limits, display.colormap, display.opacity)
 
     def apply_display(self, shown: ShownOutput) -> None:
         """Show ``shown``'s output with its colour map, opacity and limits (None = auto)."""
         self.select_output(shown.label)
-        if shown.colormap:
-            self.colormap_combo.setCurrentText(shown.colormap)
-        if shown.opacity is not None:
-            self.opacity_slider.setValue(round(shown.opacity * 100))
-        if shown.contrast_limits is None:
-            self.auto_contrast.setChecked(True)
-        else:
-            self.auto_contrast.setChecked(False)
-            self.low_spin.setValue(shown.contrast_limits[0])
-            self.high_spin.setValue(shown.contrast_limits[1])
-            self._contrast_changed()
-
-    def _colormap_changed(self, name: str) -> None:
-        if self.live is not None:
-            self.live.overlay.layer.colormap = name
-
-    def _opacity_changed(self, value: int) -> None:
-        if self.live is not None:
-            self.live.overlay.layer.opacity = value / 100
-
-    def _contrast_mode_changed(self, auto: bool) -> None:
-        self.low_spin.setEnabled(not auto)
-        self.high_spin.setEnabled(not auto)
-        if self.live is None:
-            return
-        if auto:
-            self.live.overlay.use_auto_contrast()
-        else:
-            low, high = self.live.overlay.layer.contrast_limits
-            self.low_spin.setValue(low)
-            self.high_spin.setValue(high)
-
-    def _contrast_changed(self, value: float = 0.0) -> None:
-        if self.live is not None and not self.auto_contrast.isChecked():
-            low, high = self.low_spin.value(), self.high_spin.value()
-            if high > low:
-                self.live.overlay.set_fixed_contrast(low, high)
+        self.display.apply(shown.colormap, shown.opacity, shown.contrast_limits)
 
     def snapshot(self, path: str | Path, overwrite: bool = False) -> Path:
         """The canvas as PNG with the scale bar and the overlay's colour bar (atomic)."""
-        from omicslens.core.atomic import write_bytes_atomic
+        return self.display.snapshot(path, overwrite)
 
-        target = Path(path)
-        if target.exists() and not overwrite:
-            raise FileExistsError(f"{target} exists; choose another name")
-        from omicslens._napari.preferences import show_scale_bar
-
-        show_scale_bar(self.viewer)
-        if self.live is not None:
-            self.live.overlay.layer.colorbar.visible = True
-        pixels = self.viewer.screenshot(canvas_only=True, flash=False)
-        from io import BytesIO
-
-        from PIL import Image
-
-        buffer = BytesIO()
-        Image.fromarray(pixels).save(buffer, format="PNG")
-        return write_bytes_atomic(target, buffer.getvalue())
-
-    def _snapshot_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Snapshot", "snapshot.png", "PNG (*.png)")
-        if path:
-            self.snapshot(path, overwrite=True)  # the dialog asked before replacing
-            self.status.setText(f"Saved {path}.")
+    def _overlay(self) -> Any:
+        return self.live.overlay if self.live is not None else None
 
     # -- helpers -------------------------------------------------------------------------
     def _slide_layer(self) -> Any:
