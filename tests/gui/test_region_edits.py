@@ -77,7 +77,7 @@ def test_undo_restores_a_deleted_region_and_the_backup_keeps_it(widget) -> None:
     assert json.loads(autosave.read_text())["features"] == []
     backup = backup_paths(autosave)[0]  # the regions the empty file replaced
     assert len(read_regions(backup)) == 2
-    assert widget.table.rowCount() == 0 and widget.a_combo.count() == 0  # nothing stale
+    assert widget.table.rowCount() == 0 and widget.compare.a_combo.count() == 0  # nothing stale
 
     assert widget.undo()
     after = widget.regions()

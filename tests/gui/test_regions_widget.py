@@ -63,9 +63,9 @@ def test_region_table_compare_and_round_trip(
     # the plot shows the same tiles: one box per region, bar heights = region means
     values = widget.plot_values()
     np.testing.assert_allclose(values["region 1"], store.get(tissue)[:, 0], rtol=1e-5)
-    assert len(widget.figure.axes[0].lines) > 0  # box plot drawn
-    widget.plot_combo.setCurrentText("bar (mean ± SD)")
-    heights = [bar.get_height() for bar in widget.figure.axes[0].patches]
+    assert len(widget.region_plot.figure.axes[0].lines) > 0  # box plot drawn
+    widget.region_plot.plot_combo.setCurrentText("bar (mean ± SD)")
+    heights = [bar.get_height() for bar in widget.region_plot.figure.axes[0].patches]
     assert heights[0] == pytest.approx(float(store.get(tissue)[:, 0].mean()), rel=1e-5)
     column = {
         widget.table.horizontalHeaderItem(c).text(): c for c in range(widget.table.columnCount())
@@ -81,8 +81,8 @@ def test_region_table_compare_and_round_trip(
     text = RegionsWidget.copy(widget.table)
     assert text.splitlines()[0].startswith("region\tarea mm²")
 
-    widget.a_combo.setCurrentText("region 1")
-    widget.b_combo.setCurrentText(REST)
+    widget.compare.a_combo.setCurrentText("region 1")
+    widget.compare.b_combo.setCurrentText(REST)
     assert widget.run_comparison() is not None  # runs in a worker thread
     qtbot.waitUntil(lambda: widget.comparison is not None, timeout=30000)
     result = widget.comparison

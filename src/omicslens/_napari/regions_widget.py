@@ -21,7 +21,6 @@ from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QApplication,
-    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -35,7 +34,9 @@ from qtpy.QtWidgets import (
 
 from omicslens._napari.jobs import JobHandle, show_activity, start_job
 from omicslens._napari.layers import slide_of
+from omicslens._napari.region_compare import REST, RegionComparison
 from omicslens._napari.region_edits import RegionEdits, ShapeRecord, add_shapes, snapshot
+from omicslens._napari.region_plot import RegionPlot
 from omicslens._napari.region_table import (
     COLUMNS,
     INDEX_ROLE,
@@ -43,14 +44,12 @@ from omicslens._napari.region_table import (
     basic_rows,
     cell_counts,
     fill_table,
-    number_item,
     predicted_rows,
 )
 from omicslens._napari.state import viewer_state
 from omicslens.app.progress import Progress
 from omicslens.app.regions import (
     RegionReport,
-    compare_regions,
     regions_for_export,
     summarise_regions,
     tissue_tiles_in,
@@ -63,7 +62,6 @@ __all__ = ["REST", "RegionsWidget", "cell_counts"]
 if TYPE_CHECKING:
     import napari
 
-REST = "rest of the tissue"
 UNDO_TIP = "Undo the last region edit (drawn, moved, deleted, renamed or imported)"
 REDO_TIP = "Redo the region edit just undone"
 
@@ -93,7 +91,6 @@ class RegionsWidget(QWidget):
         self.busy = False  # statistics being computed in a worker thread
         self._again = False  # regions changed while busy: compute once more
         self.predict_job: JobHandle | None = None
-        self.comparison: Comparison | None = None
         self.edits: RegionEdits | None = None
         self.new_button = QPushButton("New regions layer")
         self.undo_button = QPushButton("Undo")
@@ -112,37 +109,21 @@ class RegionsWidget(QWidget):
         self.table.setToolTip("Double-click a region's name to rename it; Ctrl+C copies rows")
         self.predict_button = QPushButton("Predict the unpredicted tiles in the regions")
         self.crop_button = QPushButton("Export selected region as OME-TIFF…")
-        self.a_combo = QComboBox()
-        self.b_combo = QComboBox()
-        self.compare_button = QPushButton("Compare")
         self.new_button.setToolTip("Add a shapes layer to draw regions on the slide")
         self.import_button.setToolTip("Import regions from a GeoJSON file (QuPath annotations)")
         self.export_button.setToolTip("Export the regions as QuPath-readable GeoJSON")
         self.predict_button.setToolTip("Predict the tiles inside the regions that have none yet")
         self.crop_button.setToolTip("Save the slide pixels of the selected region as OME-TIFF")
-        self.a_combo.setToolTip("First region of the comparison")
-        self.b_combo.setToolTip("Second region of the comparison")
-        self.compare_button.setToolTip(
-            "Compare every output between the two regions (difference, p, BH-adjusted q)"
-        )
-        self.compare_table = QTableWidget(0, 4)
-        self.compare_table.setHorizontalHeaderLabels(["output", "difference", "p", "q (BH)"])
-        self.compare_table.setSortingEnabled(True)
-        self.compare_table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        self.plot_combo = QComboBox()
-        self.plot_combo.addItems(["box", "histogram", "bar (mean ± SD)"])
-        self.plot_combo.setToolTip("How the chosen output is plotted per region")
-        self.figure = Figure(figsize=(4, 2.4), tight_layout=True)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(180)
         self.status = QLabel(
             "Draw or import regions: their area and cells are measured at once; load a "
             "model in the Predict tab for the predicted expression inside them."
         )
         self.status.setWordWrap(True)
+        #: region against region (or the rest of the tissue), output by output
+        self.compare = RegionComparison(self.status.setText)
+        self.compare_table = self.compare.table
+        #: the shown output per region
+        self.region_plot = RegionPlot()
         for table in (self.table, self.compare_table):
             QShortcut(QKeySequence.Copy, table, activated=lambda t=table: self.copy(t))
         row = QHBoxLayout()
@@ -152,24 +133,14 @@ class RegionsWidget(QWidget):
         edit_row.addWidget(self.undo_button)
         edit_row.addWidget(self.redo_button)
         edit_row.addStretch(1)
-        compare_row = QHBoxLayout()
-        compare_row.addWidget(self.a_combo, 1)
-        compare_row.addWidget(QLabel("vs"))
-        compare_row.addWidget(self.b_combo, 1)
-        compare_row.addWidget(self.compare_button)
         layout = QVBoxLayout(self)
         layout.addLayout(row)
         layout.addLayout(edit_row)
         layout.addWidget(self.table, 2)
         layout.addWidget(self.predict_button)
         layout.addWidget(self.crop_button)
-        layout.addLayout(compare_row)
-        layout.addWidget(self.compare_table, 2)
-        plot_row = QHBoxLayout()
-        plot_row.addWidget(QLabel("Plot of the shown output"))
-        plot_row.addWidget(self.plot_combo, 1)
-        layout.addLayout(plot_row)
-        layout.addWidget(self.canvas, 2)
+        layout.addWidget(self.compare, 2)
+        layout.addWidget(self.region_plot, 2)
         layout.addWidget(self.status)
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -186,8 +157,8 @@ class RegionsWidget(QWidget):
         self.export_button.clicked.connect(self._export_dialog)
         self.predict_button.clicked.connect(self.predict_missing)
         self.crop_button.clicked.connect(self._crop_dialog)
-        self.compare_button.clicked.connect(self.run_comparison)
-        self.plot_combo.currentTextChanged.connect(lambda _text: self.plot())
+        self.compare.compare_button.clicked.connect(self.run_comparison)
+        self.region_plot.plot_combo.currentTextChanged.connect(lambda _text: self.plot())
         # the table and plot follow the Predict dock's model and shown output
         self.state.events.live.connect(lambda _live: self._debounce.start())
         self.state.events.output.connect(lambda _output: self._debounce.start())
@@ -365,7 +336,7 @@ class RegionsWidget(QWidget):
             # no model (or no region): what is known without one, never a stale row
             self.report, self.summaries = None, []
             fill_table(self.table, basic_rows(regions, self._mpp(), self.state.smear))
-            self._fill_combos([r.name for r in regions])
+            self.compare.fill_choices([r.name for r in regions])
             self.compare_table.setRowCount(0)
             self.plot()
             if regions:
@@ -399,7 +370,7 @@ class RegionsWidget(QWidget):
         self.report = report
         self.summaries = [r.summary for r in report.regions]
         fill_table(self.table, predicted_rows(report, live, self.state.smear))
-        self._fill_combos([s.name for s in self.summaries])
+        self.compare.fill_choices([s.name for s in self.summaries])
         self.plot()
         missing = report.unpredicted()
         self.status.setText(
@@ -407,16 +378,6 @@ class RegionsWidget(QWidget):
             + (" (press Predict to fill them)." if missing else ".")
             + f" Mean column: {live.output.label}."
         )
-
-    def _fill_combos(self, choices: list[str]) -> None:
-        for combo, extra in ((self.a_combo, []), (self.b_combo, [REST])):
-            current = combo.currentText()
-            combo.clear()
-            combo.addItems([*choices, *extra])
-            if current in choices or current == REST:
-                combo.setCurrentText(current)
-        if self.b_combo.currentText() == self.a_combo.currentText():
-            self.b_combo.setCurrentText(REST)  # never a region against itself by default
 
     def _mpp(self) -> tuple[float, float] | None:
         layer = self._slide_layer()
@@ -433,27 +394,7 @@ class RegionsWidget(QWidget):
     def plot(self) -> None:
         """Box plot, histogram or bar chart of the shown output per region."""
         live = self.state.live
-        self.figure.clear()
-        data = {k: v for k, v in self.plot_values().items() if len(v)}
-        if live is None or not data:
-            self.canvas.draw_idle()
-            return
-        axes = self.figure.add_subplot(111)
-        kind = self.plot_combo.currentText()
-        names = list(data)
-        if kind == "box":
-            axes.boxplot([data[n] for n in names], tick_labels=names)
-        elif kind == "histogram":
-            for name in names:
-                axes.hist(data[name], bins=30, alpha=0.5, label=name)
-            axes.legend(fontsize=7)
-        else:
-            means = [float(np.mean(data[n])) for n in names]
-            sds = [float(np.std(data[n], ddof=1)) if len(data[n]) > 1 else 0.0 for n in names]
-            axes.bar(names, means, yerr=sds, capsize=3)
-        axes.set_title(live.output.label, fontsize=8)
-        axes.tick_params(labelsize=7)
-        self.canvas.draw_idle()
+        self.region_plot.draw(self.plot_values(), live.output.label if live is not None else None)
 
     def predict_missing(self) -> JobHandle | None:
         """Queue the regions' unpredicted tissue tiles behind the view, as a job (the
@@ -473,48 +414,12 @@ class RegionsWidget(QWidget):
         return self.predict_job
 
     def run_comparison(self) -> Any:
-        """Compare the chosen regions in a worker thread (the grid geometry and the tests
-        over every output stay off the main thread); the table fills when it returns."""
-        from napari.qt.threading import thread_worker
+        """Compare the chosen regions in a worker thread (see region_compare.py)."""
+        return self.compare.run(self.state.live, self.regions())
 
-        live = self.state.live
-        regions = {r.name: r for r in self.regions()}
-        a_name, b_name = self.a_combo.currentText(), self.b_combo.currentText()
-        if live is None or a_name not in regions:
-            return None
-        other = None if b_name == REST else regions.get(b_name)
-        self.comparison = None
-        self.compare_button.setEnabled(False)
-        worker = thread_worker(compare_regions, start_thread=False)(
-            live.session, regions[a_name], other
-        )
-        worker.returned.connect(lambda result: self._show_comparison(a_name, b_name, result))
-        worker.errored.connect(self._comparison_failed)
-        self._compare_worker = show_activity(worker, f"comparing {a_name} and {b_name}")
-        worker.start()
-        return worker
-
-    def _comparison_failed(self, error: BaseException) -> None:
-        self.compare_button.setEnabled(True)
-        self.status.setText(f"Could not compare: {error}")
-
-    def _show_comparison(self, a_name: str, b_name: str, result: Comparison) -> None:
-        self.compare_button.setEnabled(True)
-        self.comparison = result
-        self.compare_table.setSortingEnabled(False)
-        self.compare_table.setRowCount(len(result.outputs))
-        for row, name in enumerate(result.outputs):
-            values = (result.difference[row], result.p[row], result.q[row])
-            self.compare_table.setItem(row, 0, QTableWidgetItem(name))
-            for column, value in enumerate(values, start=1):
-                self.compare_table.setItem(row, column, number_item(value, f"{value:.3g}"))
-        self.compare_table.setSortingEnabled(True)
-        self.compare_table.sortItems(3)
-        self.status.setText(
-            f"{a_name} ({result.n_a} predicted tiles) vs {b_name} "
-            f"({result.n_b}); tiles are spatially correlated, so read p and q "
-            "as a ranking."
-        )
+    @property
+    def comparison(self) -> Comparison | None:
+        return self.compare.comparison
 
     def export_crop(self, name: str, path: str | Path) -> Any:
         """Start writing region ``name`` (H&E + overlays) as OME-TIFF in a worker thread."""
