@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     crop_review.set_defaults(handler=cmd_bench_crop_review, passthrough=True)
+    memory = bench_kinds.add_parser(
+        "wholeslide-memory",
+        help="RSS of omicslens predict over a whole slide (default: 100k x 100k px)",
+        add_help=False,
+    )
+    memory.set_defaults(handler=cmd_bench_wholeslide_memory, passthrough=True)
     describe_subcommands(parser)
     return parser
 
@@ -235,6 +241,12 @@ def cmd_bench_peer(args: argparse.Namespace) -> int:
     from omicslens.bench import peer as bench_peer
 
     return int(bench_peer.main(list(args.extra)) or 0)
+
+
+def cmd_bench_wholeslide_memory(args: argparse.Namespace) -> int:
+    from omicslens.bench import wholeslide_memory
+
+    return int(wholeslide_memory.main(list(args.extra)) or 0)
 
 
 def cmd_bench_first_screen(args: argparse.Namespace) -> int:
