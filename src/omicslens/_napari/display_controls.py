@@ -28,6 +28,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from omicslens._napari.tooltips import set_tooltips
+
 if TYPE_CHECKING:
     from omicslens._napari.overlay import PredictionOverlay
 
@@ -62,7 +64,7 @@ class DisplayControls(QWidget):
             spin.setDecimals(4)
             spin.setEnabled(False)
         self.snapshot_button = QPushButton("Snapshot PNG (scale bar, colour bar)…")
-        for widget, tip in (
+        set_tooltips(
             (self.colormap_combo, "Colour map of the shown output"),
             (self.opacity_slider, "Opacity of the prediction overlay over the slide"),
             (self.auto_contrast, "Colour limits from the 1st-99th percentile of predicted tiles"),
@@ -72,8 +74,7 @@ class DisplayControls(QWidget):
                 self.snapshot_button,
                 "Save the view as a PNG with a scale bar and a colour bar of the shown output",
             ),
-        ):
-            widget.setToolTip(tip)
+        )
         limits = QHBoxLayout()  # limits under the auto box: the tab stays narrow
         limits.addWidget(self.low_spin)
         limits.addWidget(QLabel("to"))

@@ -37,6 +37,7 @@ from omicslens._napari.live_inference import LiveInference
 from omicslens._napari.measured_panel import MeasuredPanel
 from omicslens._napari.similarity_panel import SimilarityPanel
 from omicslens._napari.state import viewer_state
+from omicslens._napari.tooltips import set_tooltips
 from omicslens._napari.trust_prompt import ask_to_trust
 from omicslens.core.genesets import OutputCombination, available_gene_sets, single_output
 from omicslens.core.samples import bundled_tile_models
@@ -114,7 +115,7 @@ class InferenceWidget(QWidget):
         self._grades: dict[str, str] = {}
         self.measured = MeasuredPanel(self)
         self.similarity = SimilarityPanel(self)
-        _tips(
+        set_tooltips(
             (self.layer_combo, "The slide (image layer) to predict on"),
             (self.model_combo, "A bundled model, or the folder chosen with Folder…"),
             (self.browse_button, "Choose a model bundle folder (config.json + weights)"),
@@ -542,9 +543,3 @@ def _validation_scores(session: InferenceSession) -> dict[int, float]:
         if isinstance(value, (int, float)):
             scores[position] = float(value)
     return scores
-
-
-def _tips(*pairs: tuple[QWidget, str]) -> None:
-    """Give each control its tooltip (every control says what it does)."""
-    for widget, text in pairs:
-        widget.setToolTip(text)
