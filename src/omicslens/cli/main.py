@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     crop_review.set_defaults(handler=cmd_bench_crop_review, passthrough=True)
+    gpu = bench_kinds.add_parser(
+        "gpu",
+        help="the whole GPU benchmark in one run under 8 minutes (not measured without CUDA)",
+        add_help=False,
+    )
+    gpu.set_defaults(handler=cmd_bench_gpu, passthrough=True)
     memory = bench_kinds.add_parser(
         "wholeslide-memory",
         help="RSS of omicslens predict over a whole slide (default: 100k x 100k px)",
@@ -241,6 +247,12 @@ def cmd_bench_peer(args: argparse.Namespace) -> int:
     from omicslens.bench import peer as bench_peer
 
     return int(bench_peer.main(list(args.extra)) or 0)
+
+
+def cmd_bench_gpu(args: argparse.Namespace) -> int:
+    from omicslens.bench import gpu_run
+
+    return int(gpu_run.main(list(args.extra)) or 0)
 
 
 def cmd_bench_wholeslide_memory(args: argparse.Namespace) -> int:
