@@ -48,6 +48,13 @@ def add_expression_commands(subparsers: Any) -> None:
         "omicslens.models.expression.wide)",
     )
     fit.add_argument(
+        "--distill-from",
+        help="trained omicslens-expression bundle (folder or bundled name): train one CNN "
+        "on its training sections against its CNNs' prediction and the measured expression, "
+        "keep its genes, units and stain/texture witness (a faster model; see "
+        "omicslens.models.expression.distill)",
+    )
+    fit.add_argument(
         "--extra-genes",
         help="with --heads-from: comma list added to --genes where every training section "
         "measures it and 5%% of training spots have counts (default: ERBB2, ESR1, PGR, MKI67, "
@@ -182,6 +189,8 @@ def cmd_fit_expression(args: argparse.Namespace) -> int:
             return _with_domain(args, train, _fit_with_encoder(args, train, val, genes, data))
         if args.heads_from:
             return _with_domain(args, train, _fit_heads(args, train, val, genes, data))
+        if args.distill_from:
+            return _with_domain(args, train, _distill(args, train, val, data))
         settings = FitSettings(
             genes=genes,
             cnn_members=args.cnn_members,
@@ -320,6 +329,67 @@ def _fit_heads(
     print(
         f"bundle written to {args.out}: mean validation Pearson "
         f"{report.mean_pearson['ensemble']:.3f} over {len(report.genes)} genes"
+    )
+    return 0
+
+
+def _distill(args: argparse.Namespace, train: Any, val: Any, data: dict[str, Any]) -> int:
+    from dataclasses import asdict
+
+    from omicslens.core.samples import resolve_model
+    from omicslens.models.bundle import load_bundle
+    from omicslens.models.expression.distill import distill_expression
+    from omicslens.models.expression.fit import FitSettings, write_bundle
+    from omicslens.models.expression.net import ExpressionNet
+    from omicslens.models.loading import load_model
+
+    try:
+        bundle = load_bundle(resolve_model(args.distill_from))
+        teacher = load_model(bundle)
+        if not isinstance(teacher, ExpressionNet):
+            print(
+                f"omicslens: error: {args.distill_from} is not an omicslens-expression bundle",
+                file=sys.stderr,
+            )
+            return EXIT_INPUT_ERROR
+        genes = [
+            meta["name"]
+            for meta in bundle.output_meta
+            if isinstance(meta, dict) and meta.get("kind") == "gene"
+        ]
+        settings = FitSettings(
+            epochs=args.epochs, seed=args.seed, threads=args.threads, augment=args.augment
+        )
+        net, report = distill_expression(
+            teacher, genes, train, val, settings, log=lambda m: print(m, flush=True)
+        )
+    except (OmicsLensError, ValueError) as error:
+        print(f"omicslens: error: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    teacher_name = f"{bundle.config.name} {bundle.config.version}"
+    write_bundle(
+        net,
+        report,
+        args.out,
+        name=args.name,
+        version=args.version,
+        training_data={
+            **data,
+            "distilled_from": teacher_name,
+            "distillation": "one CNN trained on the training sections against 0.5 x the "
+            "measured expression + 0.5 x the teacher CNNs' mean prediction on the same "
+            "augmented window; the teacher's stain/texture witness copied unchanged",
+        },
+        citation=_HER2ST_CITATION if args.her2st else None,
+        description=f"Predicted relative expression of {len(report.genes)} genes: log1p of "
+        f"counts normalised to 10^4 per spot (not counts); one CNN distilled from {teacher_name}",
+    )
+    if args.report:
+        args.report.write_text(json.dumps(asdict(report), indent=2))
+    print(
+        f"bundle written to {args.out}: mean validation Pearson "
+        f"{report.mean_pearson['ensemble']:.3f} over {len(report.genes)} genes "
+        f"(teacher {report.mean_pearson['teacher']:.3f})"
     )
     return 0
 

@@ -256,8 +256,18 @@ def _batched(
 
 # -- members ---------------------------------------------------------------------------
 def _train_cnn(
-    member: CNNMember, x: np.ndarray, y: np.ndarray, settings: FitSettings, seed: int, log: Log
+    member: CNNMember,
+    x: np.ndarray,
+    y: np.ndarray,
+    settings: FitSettings,
+    seed: int,
+    log: Log,
+    teacher: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    teacher_weight: float = 0.0,
 ) -> None:
+    """AdamW + one-cycle on augmented windows. With a ``teacher`` (distillation), the loss
+    mixes the measured targets and the teacher's standardised prediction on the *same*
+    augmented batch, ``teacher_weight`` of the latter."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     images = torch.from_numpy(x)
@@ -278,7 +288,12 @@ def _train_cnn(
             batch = order[start : start + settings.batch_size]
             inputs = augment(images[batch], generator, settings.augment)
             fine, context = split_views(inputs, settings.fine_px, settings.context_px)
-            loss = F.mse_loss(member(fine, context), targets[batch])
+            output = member(fine, context)
+            loss = F.mse_loss(output, targets[batch])
+            if teacher is not None:
+                with torch.no_grad():
+                    taught = teacher(fine, context)
+                loss = (1 - teacher_weight) * loss + teacher_weight * F.mse_loss(output, taught)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
