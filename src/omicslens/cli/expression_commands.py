@@ -343,6 +343,13 @@ def _distill(args: argparse.Namespace, train: Any, val: Any, data: dict[str, Any
     from omicslens.models.expression.net import ExpressionNet
     from omicslens.models.loading import load_model
 
+    if args.targets != "pooled":
+        print(
+            "omicslens: error: --targets does not apply to --distill-from: the student keeps "
+            "the teacher's target standardisation",
+            file=sys.stderr,
+        )
+        return EXIT_INPUT_ERROR
     try:
         bundle = load_bundle(resolve_model(args.distill_from))
         teacher = load_model(bundle)
@@ -367,6 +374,7 @@ def _distill(args: argparse.Namespace, train: Any, val: Any, data: dict[str, Any
         print(f"omicslens: error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     teacher_name = f"{bundle.config.name} {bundle.config.version}"
+    weight = float(report.settings["distilled"]["teacher_weight"])
     write_bundle(
         net,
         report,
@@ -376,9 +384,10 @@ def _distill(args: argparse.Namespace, train: Any, val: Any, data: dict[str, Any
         training_data={
             **data,
             "distilled_from": teacher_name,
-            "distillation": "one CNN trained on the training sections against 0.5 x the "
-            "measured expression + 0.5 x the teacher CNNs' mean prediction on the same "
-            "augmented window; the teacher's stain/texture witness copied unchanged",
+            "distillation": f"one CNN trained on the training sections against "
+            f"{1 - weight:g} x the measured expression + {weight:g} x the teacher CNNs' mean "
+            "prediction on the same augmented window (the teacher's standardised units); "
+            "the teacher's stain/texture witness copied unchanged",
         },
         citation=_HER2ST_CITATION if args.her2st else None,
         description=f"Predicted relative expression of {len(report.genes)} genes: log1p of "

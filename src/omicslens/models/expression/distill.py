@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
 import numpy as np
@@ -127,16 +127,22 @@ def distill_expression(
     y_val = np.concatenate(val_targets)
     scale, shift = net.target_std, net.target_mean
 
-    def student_alone(batch: torch.Tensor) -> torch.Tensor:
-        return net.members[0](*split_views(batch, net.fine_px, net.context_px)) * scale + shift
+    def member_alone(position: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        def run(batch: torch.Tensor) -> torch.Tensor:
+            views = split_views(batch, net.fine_px, net.context_px)
+            return net.members[position](*views) * scale + shift
 
+        return run
+
+    # named as fit_expression names them ("cnn-0", "stain-texture-1", "ensemble"), so a
+    # distilled report reads like any other; "teacher" is the ensemble it was taught by
+    runs: list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = [
+        (f"{members[i]['kind']}-{i}", member_alone(i)) for i in range(len(members))
+    ]
+    runs += [("teacher", teacher), ("ensemble", net)]
     pearson: dict[str, list[float]] = {}
     with torch.inference_mode():
-        for name, function in (
-            ("cnn-0 (student)", student_alone),
-            ("teacher", teacher),
-            ("ensemble", net),
-        ):
+        for name, function in runs:
             predicted = _batched(function, x_val).numpy()[:, : len(genes)]
             pearson[name] = [float(v) for v in pearson_per_column(predicted, y_val)]
     for name, values in pearson.items():
