@@ -43,12 +43,19 @@ def test_bench_first_screen_waits_for_every_visible_tile(tmp_path: Path, monkeyp
     bundle = make_bundle(tmp_path / "bundle", patch_size=32, spacing=8.0)
     out, md = tmp_path / "fs.json", tmp_path / "fs.md"
     code = first_screen.main(["--slide", str(SAMPLES / "CMU-1-Small-Region.svs"), "--model",
-                              str(bundle), "--rounds", "1", "--json", str(out),
-                              "--markdown", str(md)])  # fmt: skip
+                              str(bundle), "--pacing", "both", "--rounds", "1", "--json",
+                              str(out), "--markdown", str(md)])  # fmt: skip
     assert code == 0
     result = json.loads(out.read_text())
-    (row,) = result["rounds"]
-    assert row["tiles"] > 0
-    assert 0 < row["first_tile_s"] <= row["all_tiles_s"]
-    assert result["all_tiles_median_s"] == row["all_tiles_s"]
-    assert "Median first full screen" in md.read_text()
+    rows = result["rounds"]
+    assert [row["pacing"] for row in rows] == ["measured", "fixed"]  # both, one round
+    for row in rows:
+        assert row["tiles"] > 0
+        assert 0 < row["first_tile_s"] <= row["all_tiles_s"]
+        assert row["frames_drawn"] > 0  # the pacer saw the canvas's frames
+    fixed = rows[1]
+    assert fixed["draw_interval_ms"] == 100.0  # 'fixed' is the old 10 Hz rule
+    assert result["all_tiles_median_s"] == rows[0]["all_tiles_s"]
+    assert set(result["variants"]) == {row["variant"] for row in rows}
+    text = md.read_text()
+    assert text.count("median first full screen") == 2

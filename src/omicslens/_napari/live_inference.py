@@ -4,9 +4,11 @@ Binds an :class:`~omicslens.models.session.InferenceSession` to a napari viewer:
 
 - camera moves (pan, zoom) are debounced and turned into the level-0 rectangle on screen,
   which the scheduler plans centre-first, superseding the previous view;
-- the scheduler's worker thread only appends small (indices, values) records to a list;
-- a 10 Hz timer on the Qt main thread drains that list into the overlay layer, so the
-  main thread never reads a slide, never runs the model and never waits for either.
+- the scheduler's worker thread only appends small (indices, values) records to a list
+  and signals the main thread, which drains that list into the overlay layer, so the
+  main thread never reads a slide, never runs the model and never waits for either;
+- draws are paced by what the canvas's frames cost (``draw_pacing``), except the first
+  one after a camera move, which is drawn as soon as its batch is back.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtCore import QObject, QTimer, Signal
 
+from omicslens._napari.draw_pacing import DrawPacer
 from omicslens._napari.overlay import PredictionOverlay
 from omicslens._napari.throttle import Throttle
 from omicslens.app.progress import Progress
@@ -30,9 +33,6 @@ from omicslens.models.session import InferenceSession
 #: at most one view plan per this many ms while the camera keeps moving; the first move
 #: after a pause is planned at once and the view the user settles on always is
 THROTTLE_MS = 100
-#: least time between two draws of arriving tiles (a draw costs ~100 ms of the GUI
-#: thread under software GL); the first batch after a pause is drawn at once
-DRAW_INTERVAL_MS = 100
 #: tiles in the first batch after a camera move (see TileScheduler.first_batch)
 FIRST_BATCH = 2
 DOMAIN_EVERY_S = 1.0  # how often the dock's domain verdict is recomputed while tiles arrive
@@ -104,9 +104,12 @@ class LiveInference(QObject):
         self.view_tiles = np.empty(0, dtype=np.int64)  # what the current view asked for
         # the worker signals each finished batch (queued onto the main thread) instead of
         # a 10 Hz poll, which added up to 100 ms before a new tile could be drawn; draws
-        # stay at least DRAW_INTERVAL_MS apart so a fast model cannot flood the loop
+        # stay pacer.interval_ms apart so a fast model cannot flood the loop with frames
         self._results_ready.connect(self._results_arrived)
         self._last_drain = 0.0
+        self._draw_next_at_once = True  # the first batch of a new view is not paced
+        self.pacer = DrawPacer()
+        self._stop_pacing = self.pacer.watch(viewer)
         self._drain_timer = QTimer(self)
         self._drain_timer.setSingleShot(True)
         self._drain_timer.timeout.connect(self.drain)
@@ -136,14 +139,21 @@ class LiveInference(QObject):
 
     # -- main thread ------------------------------------------------------------------------
     def _results_arrived(self) -> None:
-        """Draw now if the last draw is long enough ago, else once when it is."""
+        """Draw now if this is a new view's first batch or the last draw is long enough
+        ago, else once when it is."""
+        if self._draw_next_at_once:
+            self._draw_next_at_once = False
+            self._drain_timer.stop()
+            self.drain()
+            return
         if self._drain_timer.isActive():
             return
+        interval_ms = self.pacer.interval_ms
         since_ms = (time.monotonic() - self._last_drain) * 1000
-        if since_ms >= DRAW_INTERVAL_MS:
+        if since_ms >= interval_ms:
             self.drain()
         else:
-            self._drain_timer.start(int(DRAW_INTERVAL_MS - since_ms) + 1)
+            self._drain_timer.start(int(interval_ms - since_ms) + 1)
 
     def set_follow_view(self, follow: bool) -> None:
         if follow == self.follow_view:
@@ -173,6 +183,7 @@ class LiveInference(QObject):
         """Plan the tiles on screen now (also called on camera moves, throttled)."""
         x0, y0, x1, y1 = visible_rect(self.viewer, self.slide_layer)
         self.view_tiles = self.scheduler.wanted(self.session.grid.tiles_in_rect(x0, y0, x1, y1))
+        self._draw_next_at_once = True
         return self.scheduler.request_view(x0, y0, x1, y1)
 
     def follow_view_progress(self, poll_seconds: float = 0.25) -> Generator[Progress, None, None]:
@@ -260,6 +271,7 @@ class LiveInference(QObject):
             self.set_follow_view(False)
         self._throttle.stop()
         self._drain_timer.stop()
+        self._stop_pacing()
         stop = threading.Thread(target=self.scheduler.stop, name="omicslens-stop", daemon=True)
         stop.start()
         self._stopper = stop
