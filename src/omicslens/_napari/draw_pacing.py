@@ -3,9 +3,10 @@
 Why: every overlay refresh is a frame of the whole canvas, drawn on the Qt main thread.
 With a GPU-backed display a frame costs a few ms, and 10 draws a second cost nothing.
 Under software OpenGL (Mesa's llvmpipe: Xvfb, VMs, remote desktops, many hospital thin
-clients) a frame costs 50-150 ms of the same CPU cores that run the model: a fixed
-10 Hz redraw then spent most of a core on drawing, and the first screen of the HER2ST
-sample took 15.6 s instead of 11-14 s (docs/benchmarks.md, "Draw pacing").
+clients) a frame costs 40-180 ms of the same CPU cores that run the model, and a fixed
+10 Hz redraw can spend most of a core on drawing. On the 2-core development machine the
+model thread is the first screen's bottleneck, so fewer frames bought little there
+(docs/benchmarks.md, "Draw pacing"); the pacing keeps the main thread free for input.
 
 So the pacer measures what the canvas's frames really cost (from the start of the
 canvas's draw event until the event loop is free again) and spaces redraws so that

@@ -17,8 +17,10 @@ from a mouse callback is overwritten a moment later. The legend therefore replac
 the in-memory raster, which is safe from that thread and does no I/O.
 
 Under software GL each new tick or key text costs a shader rebuild on the GUI thread, so
-while tiles stream in the automatic contrast and the key follow at most once a second
-(:class:`Throttle`; the last change is never dropped).
+while tiles stream in the automatic contrast and the key move at most once a second, in
+the frame that draws the new tiles (``PredictionOverlay``); other contrast changes (the
+user dragging the slider) rewrite the key at most once a second (:class:`Throttle`; the
+last change is never dropped).
 """
 
 from __future__ import annotations
@@ -139,6 +141,11 @@ class MapLegend:
 
     def _refresh(self, event: Any = None) -> None:
         self.text.text = self.key_text()
+
+    def refresh_now(self) -> None:
+        """Rewrite the key now, dropping a rewrite the throttle still owes (the contrast
+        was just set in two steps, range then limits: one rewrite, in this frame)."""
+        self._throttle.run_now()
 
     def _contrast_changed(self, event: Any = None) -> None:
         self._throttle()  # napari redraws the colour bar's ticks itself, at once

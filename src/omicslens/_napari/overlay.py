@@ -11,20 +11,23 @@ All methods run on the Qt main thread and touch only small arrays.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from qtpy.QtCore import QTimer
 
 from omicslens._napari.legend import MapLegend, output_unit
-from omicslens._napari.throttle import Throttle
 from omicslens.core.genesets import OutputCombination, single_output
 from omicslens.core.grid import TileGrid
 
 META_KEY = "omicslens_prediction"
 #: while tiles stream in, automatic contrast moves at most this often (the first batch at
 #: once, the last one is never skipped): each move redraws the colour bar's ticks and key,
-#: a shader rebuild of tens to hundreds of ms of the GUI thread under software GL
+#: a shader rebuild of tens to hundreds of ms of the GUI thread under software GL. It moves
+#: in the frame that draws new tiles, never in a frame of its own (see update_tiles).
 STREAMING_CONTRAST_MS = 1000
 
 
@@ -74,7 +77,12 @@ class PredictionOverlay:
         self._auto_contrast = True
         #: colour bar, key, "<output> · <name>" layer name and hover text (see legend.py)
         self.legend = MapLegend(viewer, self.layer, name, shown.label, self._unit(shown))
-        self._streaming_autoscale = Throttle(self._autoscale_if_auto, STREAMING_CONTRAST_MS)
+        self._last_contrast = -math.inf  # time.monotonic() of the last automatic contrast
+        # the last tiles' contrast, once on-screen updates pause (restarted by each one)
+        self._settle = QTimer()
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(STREAMING_CONTRAST_MS)
+        self._settle.timeout.connect(self._settle_contrast)
         self.autoscale()
 
     def _unit(self, output: OutputCombination) -> str:
@@ -102,12 +110,27 @@ class PredictionOverlay:
         if not refresh:
             return  # contrast changes redraw too: both wait for the next on-screen update
         if self._auto_contrast:
-            self._streaming_autoscale()
+            self._streaming_contrast()
         self.layer.refresh()
 
-    def _autoscale_if_auto(self) -> None:
+    def _streaming_contrast(self) -> None:
+        """Rescale in this frame if the last rescale is a second old, else once tiles pause.
+
+        Why: each frame costs 50-150 ms of the GUI thread under software GL. A throttle
+        with its own timer rescaled (and so redrew) between the overlay's own redraws,
+        about one extra frame a second while tiles streamed in.
+        """
+        if (time.monotonic() - self._last_contrast) * 1000 >= STREAMING_CONTRAST_MS:
+            self._settle.stop()
+            self.autoscale(refresh=False)  # drawn by the caller's refresh
+        else:
+            self._settle.start()
+
+    def _settle_contrast(self) -> None:
+        if self.layer not in self.viewer.layers:
+            return  # the map was removed meanwhile
         if self._auto_contrast:  # a contrast fixed meanwhile stays
-            self.autoscale(refresh=False)
+            self.autoscale()
 
     def redraw(self) -> None:
         """Draw tiles written with ``refresh=False`` (and rescale contrast if automatic)."""
@@ -129,6 +152,8 @@ class PredictionOverlay:
             max(high, float(known.max())),
         )
         self.layer.contrast_limits = (low, high)
+        self._last_contrast = time.monotonic()
+        self.legend.refresh_now()  # the key changes in the same frame as the colours
         if refresh:
             self.layer.refresh()
 
@@ -136,6 +161,7 @@ class PredictionOverlay:
         self._auto_contrast = False
         self.layer.contrast_limits_range = (min(low, high - 1e-6), max(high, low + 1e-6))
         self.layer.contrast_limits = (low, high)
+        self.legend.refresh_now()
 
     def use_auto_contrast(self) -> None:
         self._auto_contrast = True

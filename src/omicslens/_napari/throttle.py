@@ -1,8 +1,8 @@
 """Leading-and-trailing throttle on the Qt main thread.
 
 Used where an action is costly and its triggers come in bursts: planning the view while
-the camera moves (live_inference) and redrawing a map's key while tiles stream in
-(legend, overlay). The first trigger after a pause acts at once, later ones inside the
+the camera moves (live_inference) and rewriting a map's key while the user drags its
+contrast (legend). The first trigger after a pause acts at once, later ones inside the
 interval are merged into one call when it ends, so the last state is never dropped.
 """
 
@@ -37,6 +37,12 @@ class Throttle:
             self._due = False
             self.action()
             self._timer.start()
+
+    def run_now(self) -> None:
+        """Run the action now; a call still due is covered by this one."""
+        self._due = False
+        self.action()
+        self._timer.start()
 
     def stop(self) -> None:
         self._due = False
