@@ -122,3 +122,19 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path: Path, capsys, monkeyp
     assert f"{out / CMU1.name}" in err and "cannot write: No space left on device" in err
     assert "Traceback" not in err
     assert not [path for path in (out / CMU1.name).glob(".*.tmp")]
+
+
+def test_done_json_says_how_many_readers_fed_the_model_and_why(tmp_path: Path, capsys) -> None:
+    import json
+
+    bundle = make_bundle(tmp_path / "bundle", patch_size=32, spacing=2.0)
+    out = tmp_path / "out"
+    args = ["predict", str(CMU1), "--model", str(bundle), "--out", str(out), "--format", "csv"]
+    assert main([*args, "--device", "cpu"]) == 0
+    done = json.loads((out / CMU1.name / "done.json").read_text())
+    assert done["readers"]["readers"] == 2 and "CPU" in done["readers"]["reason"]
+    assert main([*args, "--device", "cpu", "--readers", "3", "--force"]) == 0
+    done = json.loads((out / CMU1.name / "done.json").read_text())
+    assert done["readers"] == {"readers": 3, "reason": "set by the caller"}
+    assert main([*args, "--readers", "0", "--force"]) == 2
+    assert "--readers must be at least 1" in capsys.readouterr().err

@@ -58,3 +58,38 @@ def test_tile_larger_than_the_window_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(BundleConfigError, match="tile_size_um") as caught:
         load_bundle(bundle)
     assert caught.value.field == "tile_size_um"
+
+
+def test_reader_probe_on_the_real_slide_and_model_and_what_schedulers_use(
+    tmp_path: Path,
+) -> None:
+    """The accelerator path's probe, run here on the CPU: real reads, real forward passes."""
+    bundle = make_bundle(tmp_path / "bundle", patch_size=64, spacing=2.0)
+    with open_slide(CMU1) as slide:
+        session = InferenceSession.open(slide, bundle, cache=False, device="cpu")
+        assert session.reader_plan.readers == 2 and session.reader_plan.model_tiles_per_s is None
+        plan = session.plan_readers(cores=64)
+        assert plan.model_tiles_per_s is not None and plan.model_tiles_per_s > 0
+        assert plan.reader_tiles_per_s is not None and plan.reader_tiles_per_s > 0
+        assert 2 <= plan.readers <= 63
+        assert f"{plan.readers} reader threads" in plan.reason
+        session.reader_plan = plan
+        scheduler = session.scheduler()
+        try:
+            assert scheduler._pool._max_workers == plan.readers
+        finally:
+            scheduler.stop()
+
+
+def test_a_failing_probe_falls_back_to_two_readers_and_says_why(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "bundle", patch_size=64, spacing=2.0)
+    with open_slide(CMU1) as slide:
+        session = InferenceSession.open(slide, bundle, cache=False, device="cpu")
+
+        def broken(index: int) -> np.ndarray:
+            raise OSError("tile 0 is truncated")
+
+        session.read_patch = broken  # type: ignore[method-assign]
+        plan = session.plan_readers(cores=16)
+        assert plan.readers == 2
+        assert "probe failed: tile 0 is truncated" in plan.reason

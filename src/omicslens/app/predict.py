@@ -60,9 +60,12 @@ class PredictOptions:
     all_tiles: bool = False
     regions: Path | None = None
     force: bool = False
-    readers: int = 2
+    #: reader threads; None: two on a CPU, the measured need on a GPU (core/readers.py)
+    readers: int | None = None
 
     def __post_init__(self) -> None:
+        if self.readers is not None and self.readers < 1:
+            raise ValueError(f"--readers must be at least 1, got {self.readers}")
         unknown = sorted(set(self.formats) - set(FORMATS))
         if unknown:
             raise ValueError(f"unknown format {', '.join(unknown)}; expected {', '.join(FORMATS)}")
@@ -247,6 +250,7 @@ def predict_slide(
                 "domain": report.domain.as_dict() if report.domain else None,
                 "trusted_code": bool(getattr(predictor, "trust_code", False)),
                 "cpu_rewrite": _rewrite(predictor),
+                "readers": _readers(session, options),
             },
             indent=2,
         ),
@@ -254,6 +258,13 @@ def predict_slide(
     end_run(folder)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _readers(session: InferenceSession, options: PredictOptions) -> dict[str, object]:
+    """How many reader threads fed the model, and why (done.json: speed is explained)."""
+    if options.readers is not None:
+        return {"readers": options.readers, "reason": "set by the caller"}
+    return session.reader_plan.as_dict()
 
 
 def replace_options(options: PredictOptions, replace: bool) -> PredictOptions:

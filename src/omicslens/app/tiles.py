@@ -70,7 +70,7 @@ def predict_tiles(
     session: InferenceSession,
     tiles: np.ndarray,
     *,
-    readers: int = 2,
+    readers: int | None = None,
     skip_background: bool = True,
     poll_seconds: float = 0.25,
     cancel: threading.Event | None = None,
@@ -81,6 +81,7 @@ def predict_tiles(
     Yields progress, returns a :class:`TileRun`. Closing the generator or setting
     ``cancel`` stops the work; the scheduler's threads end either way. ``on_result``
     sees every finished batch on the model thread (benchmarks time the first one).
+    ``readers`` None: as many as the session's ``reader_plan`` says.
     """
     scheduler = session.scheduler(
         on_result=on_result, readers=readers, skip_background=skip_background

@@ -90,11 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inference.set_defaults(handler=cmd_bench_inference, passthrough=True)
     decode = bench_kinds.add_parser(
-        "decode", help="decode CPU per patch: per-patch decoding vs the shared tile cache"
+        "decode",
+        help="decode CPU per patch: per-patch decoding vs the shared tile cache",
+        add_help=False,
     )
     decode.set_defaults(handler=cmd_bench_decode, passthrough=True)
     peer = bench_kinds.add_parser(
-        "peer", help="omicslens predict vs wsinfer run on the same slide and model"
+        "peer", help="omicslens predict vs wsinfer run on the same slide and model", add_help=False
     )
     peer.set_defaults(handler=cmd_bench_peer, passthrough=True)
     first_screen = bench_kinds.add_parser(

@@ -46,6 +46,12 @@ def add_predict_command(subparsers: Any) -> None:
     predict.add_argument(
         "--batch-size", type=int, help="patches per forward pass (default: chosen for the device)"
     )
+    predict.add_argument(
+        "--readers",
+        type=int,
+        help="reader threads decoding patches (default: 2 on a CPU; on a GPU as many as the "
+        "model's measured rate needs, recorded in done.json)",
+    )
     predict.add_argument("--all-tiles", action="store_true", help="also predict glass tiles")
     predict.add_argument(
         "--regions",
@@ -83,6 +89,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             all_tiles=args.all_tiles,
             regions=args.regions,
             force=args.force,
+            readers=args.readers,
         )
     except ValueError as error:
         print(f"omicslens: error: {error}", file=sys.stderr)

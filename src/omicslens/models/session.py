@@ -7,15 +7,17 @@ is decided in one place:
 1. the model's grid over the slide (``patch_size_pixels`` at ``spacing_um_px``);
 2. tissue detection on an overview, so glass tiles are skipped;
 3. the prediction store for (slide content, bundle hash, grid) in the cache folder;
-4. the predictor, on the chosen device, loaded once.
+4. the predictor, on the chosen device, loaded once;
+5. on an accelerator, the reader threads its measured rate needs (``core/readers``).
 
 Opening does I/O and loads weights: call it off the GUI thread.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ import numpy as np
 from omicslens.core.fingerprint import slide_fingerprint
 from omicslens.core.grid import TileGrid
 from omicslens.core.patches import read_patch
+from omicslens.core.readers import ReaderPlan, cpu_plan, measure_rates, plan_readers
 from omicslens.core.scheduler import BatchResult, TileScheduler
 from omicslens.core.settings import cache_dir as default_cache_dir
 from omicslens.core.slide import Slide
@@ -30,6 +33,8 @@ from omicslens.core.store import PredictionStore, open_store
 from omicslens.core.tissue import TissueMask, TissueSettings, detect_tissue
 from omicslens.models.bundle import ModelBundle, load_bundle
 from omicslens.models.predictor import Predictor
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,6 +46,8 @@ class InferenceSession:
     tissue: TissueMask
     tissue_tiles: np.ndarray  # (rows, cols) bool
     store: PredictionStore
+    #: reader threads for this session's schedulers; measured on an accelerator at open
+    reader_plan: ReaderPlan = field(default_factory=cpu_plan)
 
     @classmethod
     def open(
@@ -83,7 +90,27 @@ class InferenceSession:
             predictor = Predictor(
                 bundle, device=device, batch_size=batch_size, trust_code=trust_code
             )
-        return cls(slide, bundle, predictor, grid, tissue, tissue_tiles, store)
+        session = cls(slide, bundle, predictor, grid, tissue, tissue_tiles, store)
+        if predictor.device.type != "cpu":
+            session.reader_plan = session.plan_readers()
+        return session
+
+    def plan_readers(self, cores: int | None = None) -> ReaderPlan:
+        """Readers this model's measured rate needs (a probe: up to 16 reads and two
+        batches on this slide's first tissue tiles). Falls back to the CPU rule, saying
+        why, when the probe cannot run."""
+        tiles = np.flatnonzero(self.tissue_tiles.ravel())
+        if len(tiles) == 0:
+            tiles = np.arange(min(self.grid.size, 16))
+        try:
+            model_rate, reader_rate = measure_rates(
+                self.read_patch, self.predictor.predict, tiles.tolist(), self.predictor.batch_size
+            )
+            return plan_readers(model_rate, reader_rate, cores)
+        except Exception as error:  # a plan, not data: say why and go on
+            log.warning("reader probe failed on %s: %s", self.slide.path.name, error)
+            plan = cpu_plan()
+            return ReaderPlan(plan.readers, f"{plan.reason} (probe failed: {error})")
 
     def read_patch(self, index: int) -> np.ndarray:
         return read_patch(self.slide, self.grid, index)
@@ -92,12 +119,13 @@ class InferenceSession:
         self,
         on_result: Callable[[BatchResult], None] | None = None,
         on_error: Callable[[int, BaseException], None] | None = None,
-        readers: int = 2,
+        readers: int | None = None,
         skip_background: bool = True,
         first_batch: int | None = None,
     ) -> TileScheduler:
         """A running scheduler over this session's tiles (stop it when done);
-        ``first_batch`` tiles go first after each new view (the viewer: a few)."""
+        ``first_batch`` tiles go first after each new view (the viewer: a few);
+        ``readers`` None: the session's ``reader_plan``."""
         return TileScheduler(
             self.grid,
             self.read_patch,
@@ -105,7 +133,7 @@ class InferenceSession:
             self.store,
             tissue=self.tissue_tiles if skip_background else None,
             batch_size=self.predictor.batch_size,
-            readers=readers,
+            readers=self.reader_plan.readers if readers is None else readers,
             on_result=on_result,
             on_error=on_error,
             first_batch=first_batch,
