@@ -53,6 +53,8 @@ def test_bench_first_screen_waits_for_every_visible_tile(tmp_path: Path, monkeyp
         assert row["tiles"] > 0
         assert 0 < row["first_tile_s"] <= row["all_tiles_s"]
         assert row["frames_drawn"] > 0  # the pacer saw the canvas's frames
+        assert row["longest_frame_ms"] > 0 and row["max_gap_ms"] > 0  # the loop was timed
+        assert row["gaps_over_50ms"] >= 0
     fixed = rows[1]
     assert fixed["draw_interval_ms"] == 100.0  # 'fixed' is the old 10 Hz rule
     assert result["all_tiles_median_s"] == rows[0]["all_tiles_s"]

@@ -96,3 +96,35 @@ def test_a_new_views_first_batch_is_drawn_at_once_later_ones_are_paced(
     qtbot.waitUntil(lambda: not live._pending, timeout=500)
     widget.close_live()
     live.wait_closed()
+
+
+def test_the_batch_that_completes_the_view_is_drawn_at_once(
+    make_napari_viewer, qtbot, tmp_path: Path, cache: Path
+) -> None:
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(CMU1), plugin="omicslens")
+    bundle = make_bundle(tmp_path / "bundle", patch_size=32, spacing=2.0)
+    widget = _start(viewer, qtbot, bundle)
+    live = widget.live
+    qtbot.waitUntil(lambda: live.scheduler.idle, timeout=30000)
+    live.set_follow_view(False)
+    qtbot.wait(200)
+    live.drain()
+    live.pacer.floor_ms = 800.0
+    store = live.session.store
+    view = np.flatnonzero(~store.done_mask().ravel())[:3]  # tiles nothing predicted yet
+    assert len(view) == 3
+
+    live.update_view()
+    live.view_tiles = view  # as if these three were what the camera now shows
+    for tile in view[:2]:  # the first batch at once, the second paced (view not complete)
+        store.put(view[:1] if tile == view[0] else view[1:2], np.ones((1, len(store.output_names))))
+        live._from_worker(_batch(live, np.array([tile])))
+    qtbot.wait(200)
+    assert live._pending  # the second batch waits for the interval
+    store.put(view[2:], np.ones((1, len(store.output_names))))
+    live._from_worker(_batch(live, view[2:]))  # the view's last tiles
+    qtbot.waitUntil(lambda: not live._pending, timeout=300)  # drawn without waiting 800 ms
+    assert np.isfinite(live.overlay.raster.ravel()[view]).all()
+    widget.close_live()
+    live.wait_closed()

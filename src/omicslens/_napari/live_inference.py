@@ -7,8 +7,9 @@ Binds an :class:`~omicslens.models.session.InferenceSession` to a napari viewer:
 - the scheduler's worker thread only appends small (indices, values) records to a list
   and signals the main thread, which drains that list into the overlay layer, so the
   main thread never reads a slide, never runs the model and never waits for either;
-- draws are paced by what the canvas's frames cost (``draw_pacing``), except the first
-  one after a camera move, which is drawn as soon as its batch is back.
+- draws are paced by what the canvas's frames cost (``draw_pacing``), except a camera
+  move's first batch and the batch that completes the view, drawn as soon as they are
+  back.
 """
 
 from __future__ import annotations
@@ -139,9 +140,13 @@ class LiveInference(QObject):
 
     # -- main thread ------------------------------------------------------------------------
     def _results_arrived(self) -> None:
-        """Draw now if this is a new view's first batch or the last draw is long enough
-        ago, else once when it is."""
-        if self._draw_next_at_once:
+        """Draw now if this is a new view's first batch, the batch that completes the
+        view, or the last draw is long enough ago; else once it is.
+
+        The view's last batch is not paced: a small view (two or three batches) would
+        otherwise wait up to a second for its last tiles under software GL.
+        """
+        if self._draw_next_at_once or self._view_complete():
             self._draw_next_at_once = False
             self._drain_timer.stop()
             self.drain()
@@ -154,6 +159,12 @@ class LiveInference(QObject):
             self.drain()
         else:
             self._drain_timer.start(int(interval_ms - since_ms) + 1)
+
+    def _view_complete(self) -> bool:
+        """Every tile the current view asked for is predicted (so nothing more for it is
+        coming; later batches of a whole-slide job are off screen and not redrawn)."""
+        tiles = self.view_tiles
+        return bool(len(tiles)) and bool(self.session.store.is_done(tiles).all())
 
     def set_follow_view(self, follow: bool) -> None:
         if follow == self.follow_view:
