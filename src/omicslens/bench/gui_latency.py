@@ -318,8 +318,9 @@ def measure_stall(bench: _Bench, live: LiveInference, seconds: float) -> dict[st
     - ``no_render``: the same job and the same overlay updates (drain, layer data,
       contrast, napari's refresh) with the window's painting switched off, which leaves
       the plugin's own share of main-thread work;
-    - ``render_only``: no inference; the overlay layer is refreshed at the drain rate,
-      10 Hz, so the canvas redraws as often as in ``full``: the cost of drawing alone.
+    - ``render_only``: no inference; the overlay layer is refreshed every 100 ms (the
+      fastest the draw pacer allows), an upper bound on ``full``'s redraws: the cost of
+      drawing alone.
 
     Under Xvfb every frame is rasterised by Mesa's llvmpipe on the CPU, on the cores the
     inference uses; that is what separates ``full`` from ``no_render``.
