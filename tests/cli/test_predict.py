@@ -138,3 +138,20 @@ def test_done_json_says_how_many_readers_fed_the_model_and_why(tmp_path: Path, c
     assert done["readers"] == {"readers": 3, "reason": "set by the caller"}
     assert main([*args, "--readers", "0", "--force"]) == 2
     assert "--readers must be at least 1" in capsys.readouterr().err
+
+
+def test_done_json_says_which_decoder_read_the_tiles(tmp_path: Path, capsys) -> None:
+    import json
+
+    bundle = make_bundle(tmp_path / "bundle", patch_size=32, spacing=2.0)
+    out = tmp_path / "out"
+    args = ["predict", str(CMU1), "--model", str(bundle), "--out", str(out), "--format", "csv"]
+    assert main([*args, "--device", "cpu"]) == 0
+    done = json.loads((out / CMU1.name / "done.json").read_text())
+    assert done["decode"]["decoder"] == "tifffile (CPU)"
+    assert "the model runs on the CPU" in done["decode"]["levels"][0]["reason"]
+    capsys.readouterr()
+    assert main([*args, "--device", "cpu", "--decode", "gpu", "--force"]) == 1
+    err = capsys.readouterr().err
+    assert "CMU-1-Small-Region.svs: GPU JPEG decoding asked for" in err
+    assert "Traceback" not in err

@@ -283,10 +283,14 @@ class LiveInference(QObject):
         self._throttle.stop()
         self._drain_timer.stop()
         self._stop_pacing()
-        stop = threading.Thread(target=self.scheduler.stop, name="omicslens-stop", daemon=True)
+        stop = threading.Thread(target=self._stop_threads, name="omicslens-stop", daemon=True)
         stop.start()
         self._stopper = stop
         return stop
+
+    def _stop_threads(self) -> None:
+        self.scheduler.stop()
+        self.session.close()  # a GPU decoder's thread, if the session has one
 
     def wait_closed(self, timeout: float = 10.0) -> None:
         stopper = getattr(self, "_stopper", None)

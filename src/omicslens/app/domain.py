@@ -111,11 +111,11 @@ def check_domain(
     slide_path = Path(slide_path)
     with open_slide(slide_path, mpp=mpp) as slide:
         yield Progress("opening", 0, 1, message=slide_path.name)
-        session = InferenceSession.open(slide, bundle, predictor=predictor, cache=cache)
-        tissue = np.flatnonzero(session.tissue_tiles.ravel())
-        sample = spread_sample(tissue, max_tiles)
-        yield from predict_tiles(session, sample)
-        verdict = slide_domain(session, sample)
+        with InferenceSession.open(slide, bundle, predictor=predictor, cache=cache) as session:
+            tissue = np.flatnonzero(session.tissue_tiles.ravel())
+            sample = spread_sample(tissue, max_tiles)
+            yield from predict_tiles(session, sample)
+            verdict = slide_domain(session, sample)
     assert verdict is not None
     return DomainReport(slide_path, bundle.name, bundle.bundle_hash, len(tissue), verdict)
 
@@ -166,7 +166,10 @@ def collect_reference_tiles(
     next_group = 0
     for number, example in enumerate(slides):
         with open_slide(example.path, mpp=example.mpp) as slide:
-            session = InferenceSession.open(slide, bundle, predictor=predictor, cache=False)
+            # the reference describes tifffile's pixels: no GPU decoder here
+            session = InferenceSession.open(
+                slide, bundle, predictor=predictor, cache=False, decode="cpu"
+            )
             tissue = np.flatnonzero(session.tissue_tiles.ravel())
             if len(tissue) == 0:
                 raise OmicsLensError(f"{example.path}: no tissue tiles to learn from")

@@ -36,6 +36,7 @@ from omicslens.core.errors import OmicsLensError
 from omicslens.core.run_marker import begin_run, end_run
 from omicslens.core.run_marker import clean_stale_temporaries as _clean_temporaries
 from omicslens.core.run_marker import unfinished_run as _unfinished_run
+from omicslens.models.gpu_jpeg import DECODE_CHOICES
 from omicslens.models.predictor import Predictor
 from omicslens.models.session import InferenceSession
 
@@ -62,8 +63,14 @@ class PredictOptions:
     force: bool = False
     #: reader threads; None: two on a CPU, the measured need on a GPU (core/readers.py)
     readers: int | None = None
+    #: JPEG decoding: auto (on a GPU where its decode agrees with tifffile), cpu, gpu
+    decode: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.decode not in DECODE_CHOICES:
+            raise ValueError(
+                f"--decode must be one of {', '.join(DECODE_CHOICES)}, got {self.decode!r}"
+            )
         if self.readers is not None and self.readers < 1:
             raise ValueError(f"--readers must be at least 1, got {self.readers}")
         unknown = sorted(set(self.formats) - set(FORMATS))
@@ -208,35 +215,40 @@ def predict_slide(
             bundle,
             predictor=predictor,
             cache=Path(cache) if cache is not None else Path(out) / ".cache",
+            decode=options.decode,
         )
-        wanted = wanted_tiles(session, options.all_tiles)
-        run = yield from predict_tiles(
-            session, wanted, readers=options.readers, skip_background=not options.all_tiles
-        )
-        report.tiles_wanted = run.wanted
-        report.tiles_predicted = run.predicted
-        report.tiles_cached = run.cached
-        report.failures = run.failures
-        if run.failures:
-            report.status = "failed"
-            report.outputs = [_write_failures(folder, report)]
-            report.seconds = time.monotonic() - started
-            return report
-        report.domain = slide_domain(session, wanted)
-        yield Progress("writing", 0, len(options.formats), message=slide_path.name)
-        replace = options.force or unfinished_run(folder)
-        clean_stale_temporaries(folder)
-        (folder / DONE_FILE).unlink(missing_ok=True)  # these outputs are being replaced
-        begin_run(folder, {"bundle_hash": bundle.bundle_hash, "slide": str(slide_path)})
-        report.outputs = _write_outputs(
-            session,
-            slide_path,
-            wanted,
-            folder,
-            replace_options(options, replace),
-            regions,
-            report.domain,
-        )
+        decode_plan = session.decode_plan.as_dict()
+        try:
+            wanted = wanted_tiles(session, options.all_tiles)
+            run = yield from predict_tiles(
+                session, wanted, readers=options.readers, skip_background=not options.all_tiles
+            )
+            report.tiles_wanted = run.wanted
+            report.tiles_predicted = run.predicted
+            report.tiles_cached = run.cached
+            report.failures = run.failures
+            if run.failures:
+                report.status = "failed"
+                report.outputs = [_write_failures(folder, report)]
+                report.seconds = time.monotonic() - started
+                return report
+            report.domain = slide_domain(session, wanted)
+            yield Progress("writing", 0, len(options.formats), message=slide_path.name)
+            replace = options.force or unfinished_run(folder)
+            clean_stale_temporaries(folder)
+            (folder / DONE_FILE).unlink(missing_ok=True)  # these outputs are being replaced
+            begin_run(folder, {"bundle_hash": bundle.bundle_hash, "slide": str(slide_path)})
+            report.outputs = _write_outputs(
+                session,
+                slide_path,
+                wanted,
+                folder,
+                replace_options(options, replace),
+                regions,
+                report.domain,
+            )
+        finally:
+            session.close()
     (folder / FAILED_FILE).unlink(missing_ok=True)  # an earlier run's failures are mended
     write_text_atomic(
         folder / DONE_FILE,
@@ -251,6 +263,7 @@ def predict_slide(
                 "trusted_code": bool(getattr(predictor, "trust_code", False)),
                 "cpu_rewrite": _rewrite(predictor),
                 "readers": _readers(session, options),
+                "decode": decode_plan,
             },
             indent=2,
         ),

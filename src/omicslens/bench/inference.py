@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import platform
@@ -49,6 +50,7 @@ from omicslens.bench import io as bench_io
 from omicslens.core import open_slide
 from omicslens.core.atomic import write_text_atomic
 from omicslens.core.store import PredictionStore
+from omicslens.core.stream_decode import stream_usage
 from omicslens.models.architectures import build_architecture
 from omicslens.models.predictor import Predictor
 from omicslens.models.session import InferenceSession
@@ -314,6 +316,7 @@ def bench_throughput(
     round_seconds: float = 4.0,
     min_batches: int = 2,
     max_tiles_per_round: int | None = None,
+    decode: str = "auto",
     log: Log | None = None,
 ) -> dict[str, Any]:
     """Pipeline vs model-only (and decode / predict for information) for one model.
@@ -331,14 +334,19 @@ def bench_throughput(
     try:
         slide = open_slide(slide_path)
         predictor = Predictor(bundle, device=device, batch_size=batch_size, precision=precision)
-        session = InferenceSession.open(slide, predictor.bundle, cache=False, predictor=predictor)
+        session = InferenceSession.open(
+            slide, predictor.bundle, cache=False, predictor=predictor, decode=decode
+        )
+        decode_plan = session.decode_plan.as_dict()
         contestants = _Contestants(session, readers)
         try:
             result = _run_rounds(
                 session, contestants, rounds, round_seconds, min_batches, max_tiles_per_round, log
             )
+            decode_plan["usage"] = stream_usage(slide)
         finally:
             contestants.close()
+            session.close()
             slide.close()
     finally:
         threads_used = torch.get_num_threads()
@@ -356,6 +364,8 @@ def bench_throughput(
         "batch_size": predictor.batch_size,
         "torch_threads": threads_used,
         "readers": readers,
+        "decode": decode,
+        "decode_plan": decode_plan,
         "slide": str(slide_path),
         "grid": list(session.grid.shape),
         "wall_s": time.perf_counter() - wall0,
@@ -517,6 +527,7 @@ def run_inference_benchmark(
     precision: str = "auto",
     readers: Sequence[int] = (2,),
     torch_threads: Sequence[int | None] = (None,),
+    decodes: Sequence[str] = ("auto",),
     rounds: int = 8,
     round_seconds: float = 4.0,
     size: int = 100_000,
@@ -532,8 +543,9 @@ def run_inference_benchmark(
 ) -> dict[str, Any]:
     """Run the chosen ``parts``; returns every number as a JSON-friendly dict.
 
-    ``slide`` overrides the generated ``size`` x ``size`` slide. ``readers`` and
-    ``torch_threads`` are swept: every combination is one throughput configuration.
+    ``slide`` overrides the generated ``size`` x ``size`` slide. ``readers``,
+    ``torch_threads`` and ``decodes`` (auto, cpu, gpu: where JPEG tiles are decoded) are
+    swept: every combination is one throughput configuration.
     """
     log = log or (lambda message: None)
     data_dir = Path(data_dir)
@@ -549,6 +561,7 @@ def run_inference_benchmark(
             "precision": precision,
             "readers": list(readers),
             "torch_threads": list(torch_threads),
+            "decodes": list(decodes),
             "rounds": rounds,
             "round_seconds": round_seconds,
             "quick": quick,
@@ -577,31 +590,34 @@ def run_inference_benchmark(
             for name in wanted_models:
                 spec = MODELS[name]
                 bundle = ensure_bundle(bundles_dir, spec, log)
-                for threads in torch_threads:
-                    for reader_count in readers:
-                        log(
-                            f"throughput: {name} on {device}, torch threads "
-                            f"{threads or torch.get_num_threads()}, {reader_count} readers"
-                        )
-                        row = bench_throughput(
-                            slide_path,
-                            spec,
-                            bundle,
-                            device=device,
-                            batch_size=batch_size,
-                            precision=precision,
-                            readers=reader_count,
-                            torch_threads=threads,
-                            rounds=rounds,
-                            round_seconds=round_seconds,
-                            log=log,
-                        )
-                        result["throughput"].append(row)
-                        log(
-                            f"  => pipeline {row['pipeline_tiles_s']:.1f} / model "
-                            f"{row['model_tiles_s']:.1f} tiles/s = {row['ratio']:.3f} "
-                            f"({row['wall_s']:.0f} s)"
-                        )
+                for threads, reader_count, decode in itertools.product(
+                    torch_threads, readers, decodes
+                ):
+                    log(
+                        f"throughput: {name} on {device}, torch threads "
+                        f"{threads or torch.get_num_threads()}, {reader_count} readers, "
+                        f"decode {decode}"
+                    )
+                    row = bench_throughput(
+                        slide_path,
+                        spec,
+                        bundle,
+                        device=device,
+                        batch_size=batch_size,
+                        precision=precision,
+                        readers=reader_count,
+                        torch_threads=threads,
+                        rounds=rounds,
+                        round_seconds=round_seconds,
+                        decode=decode,
+                        log=log,
+                    )
+                    result["throughput"].append(row)
+                    log(
+                        f"  => pipeline {row['pipeline_tiles_s']:.1f} / model "
+                        f"{row['model_tiles_s']:.1f} tiles/s = {row['ratio']:.3f} "
+                        f"({row['wall_s']:.0f} s; JPEG: {row['decode_plan']['decoder']})"
+                    )
 
     gui_parts = [part for part in ("gui", "memory") if part in parts]
     if gui_parts and not has_display():
@@ -632,7 +648,10 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
     targets: dict[str, Any] = {}
     rows = result.get("throughput") or []
     for row in rows:
-        key = f"ratio>=0.9 {row['model']} {row['device']} t{row['torch_threads']}r{row['readers']}"
+        key = (
+            f"ratio>=0.9 {row['model']} {row['device']} t{row['torch_threads']}r{row['readers']}"
+            f" decode-{row.get('decode', 'auto')}"
+        )
         targets[key] = row["meets_target"]
     stall = result.get("stall")
     if stall:
@@ -642,23 +661,35 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- reporting --------------------------------------------------------------------------
+def _decoder_cell(row: dict[str, Any]) -> str:
+    """``--decode`` asked and what the levels got: "auto: tifffile (CPU)", "auto: nvImageCodec
+    (levels 0-2)"."""
+    plan = row.get("decode_plan") or {}
+    levels = [level["level"] for level in plan.get("levels", []) if level["decoder"] != _CPU]
+    got = f"{plan.get('decoder', _CPU)} (levels {levels})" if levels else _CPU
+    return f"{row.get('decode', 'auto')}: {got}"
+
+
+_CPU = "tifffile (CPU)"
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     """Result tables: throughput, GUI latency, event-loop stalls, memory; then skips."""
     lines: list[str] = []
     rows = result.get("throughput") or []
     if rows:
         lines += [
-            "| model | device | batch | torch threads | readers | pipeline | model only "
-            "| ratio | median round (min-max) | CPU-time ratio | >= 0.9 | decode only "
+            "| model | device | batch | torch threads | readers | JPEG decoder | pipeline "
+            "| model only | ratio | median round (min-max) | CPU-time ratio | >= 0.9 | decode only "
             "| predict (no I/O) | CPU ms/tile: pipeline, model, decode, predict | other load |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---|---:|",
+            "|---|---|---:|---:|---:|---|---:|---:|---:|---|---:|---|---:|---:|---|---:|",
         ]
         for r in rows:
             cpu = r["cpu_ms_per_tile"]
             lines.append(
                 f"| {r['model']} ({r['parameters'] / 1e6:.2g}M) | {r['device']} {r['precision']} "
                 f"| {r['batch_size']} | {r['torch_threads']} | {r['readers']} "
-                f"| {r['pipeline_tiles_s']:.1f} | {r['model_tiles_s']:.1f} "
+                f"| {_decoder_cell(r)} | {r['pipeline_tiles_s']:.1f} | {r['model_tiles_s']:.1f} "
                 f"| **{r['ratio']:.3f}** | {r['ratio_median_round']:.2f} "
                 f"({r['ratio_min_round']:.2f}-{r['ratio_max_round']:.2f}) "
                 f"| {r['cpu_ratio']:.3f} | {'yes' if r['meets_target'] else 'NO'} "
@@ -776,6 +807,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--readers", type=int, nargs="+", default=[2], help="reader threads (several: a sweep)"
     )
     parser.add_argument(
+        "--decode",
+        nargs="+",
+        choices=("auto", "cpu", "gpu"),
+        default=["auto"],
+        help="where JPEG tiles are decoded (several: a sweep); auto: on the GPU where its "
+        "decoder agrees with tifffile, cpu: tifffile",
+    )
+    parser.add_argument(
         "--torch-threads",
         type=int,
         nargs="+",
@@ -841,6 +880,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         precision=precision,
         readers=args.readers,
         torch_threads=[t or None for t in args.torch_threads],
+        decodes=args.decode,
         rounds=rounds,
         round_seconds=round_seconds,
         size=args.size,

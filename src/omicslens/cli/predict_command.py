@@ -16,7 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omicslens.app.predict import FORMATS, INPUT_ERRORS, PredictOptions, SlideReport
+from omicslens.app.predict import (
+    DECODE_CHOICES,
+    FORMATS,
+    INPUT_ERRORS,
+    PredictOptions,
+    SlideReport,
+)
 from omicslens.cli.progress import ProgressPrinter
 
 EXIT_INPUT_ERROR = 1
@@ -51,6 +57,15 @@ def add_predict_command(subparsers: Any) -> None:
         type=int,
         help="reader threads decoding patches (default: 2 on a CPU; on a GPU as many as the "
         "model's measured rate needs, recorded in done.json)",
+    )
+    predict.add_argument(
+        "--decode",
+        choices=DECODE_CHOICES,
+        default="auto",
+        help="JPEG tiles: auto (default) decodes them on the GPU when the model runs on one "
+        "and the GPU decoder agrees with tifffile on each level's most detailed tiles, else "
+        "on the CPU; cpu always uses tifffile (bit-identical pixels); gpu insists (an error "
+        "if no level can use it). The choice per level is recorded in done.json",
     )
     predict.add_argument("--all-tiles", action="store_true", help="also predict glass tiles")
     predict.add_argument(
@@ -90,6 +105,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             regions=args.regions,
             force=args.force,
             readers=args.readers,
+            decode=args.decode,
         )
     except ValueError as error:
         print(f"omicslens: error: {error}", file=sys.stderr)

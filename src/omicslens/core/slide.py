@@ -112,6 +112,12 @@ class Slide:
         return self.resolution.mpp
 
     @property
+    def level_sources(self) -> list[LevelSource]:
+        """The pyramid's levels as read (full resolution first); for readers that need
+        more than pixels, such as a level's TIFF tile reader."""
+        return list(self._levels)
+
+    @property
     def level_count(self) -> int:
         return len(self._levels)
 

@@ -12,16 +12,39 @@ between threads) and decoded by tifffile's own ``TiffPage.decode``, the same fun
 the zarr store calls, so the pixels are the same bit for bit (tests compare every
 layout). JPEG tables, YCbCr, JPEG 2000 and the other codecs stay tifffile's business.
 A tile the file does not hold (byte count 0) is zeros, as tifffile's store fills it.
+
+A reader can instead hand its JPEG tiles, as standalone streams (core/jpeg_streams.py),
+to another decoder, a batched GPU one (:meth:`TiffTileReader.use_stream_decoder`). A
+tile that decoder fails on, or returns in the wrong shape, is decoded here by tifffile
+instead, counted and logged, never shown wrong or dropped.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from omicslens.core.jpeg_streams import JpegStreamBuilder
+
+log = logging.getLogger(__name__)
+
+StreamDecoder = Callable[[bytes], np.ndarray]
+
+
+@dataclass(frozen=True)
+class StreamDecodeStats:
+    """Tiles a reader's stream decoder took, and those it left to tifffile (and why)."""
+
+    decoded: int
+    fallbacks: int
+    last_fallback: str | None
 
 
 def tile_reader_for(path: Path, level: Any) -> TiffTileReader | None:
@@ -56,23 +79,107 @@ class TiffTileReader:
         self._counts = page.databytecounts
         self._jpegtables = page.jpegtables
         self._fd: int | None = os.open(path, os.O_RDONLY)
-        self._lock = threading.Lock()  # only around closing
+        self._lock = threading.Lock()  # around closing and the stream decoder's counters
+        self._streams: JpegStreamBuilder | None = None
+        self._stream_decode: StreamDecoder | None = None
+        self._decoded = self._fallbacks = 0
+        self._last_fallback: str | None = None
+
+    @property
+    def tile_count(self) -> int:
+        return len(self._counts)
 
     def __call__(self, cy: int, cx: int) -> np.ndarray:
         index = cy * self.across + cx
         top, left = cy * self.tile[0], cx * self.tile[1]
         height = min(self.tile[0], self.size[0] - top)
         width = min(self.tile[1], self.size[1] - left)
-        count = int(self._counts[index])
-        if count == 0:
+        if int(self._counts[index]) == 0:
             return np.zeros((height, width, self.samples), dtype=self.page.dtype)
+        data = self.raw(index)
+        tile = self._from_stream(data, index) if self._stream_decode is not None else None
+        if tile is None:
+            tile = self._decode_here(data, index)
+        return np.ascontiguousarray(tile[:height, :width])
+
+    def raw(self, index: int) -> bytes:
+        """The bytes of tile ``index`` as the file stores them."""
         fd = self._fd
         if fd is None:
             raise ValueError(f"{self.page.parent.filehandle.name}: the slide is closed")
-        data = os.pread(fd, count, int(self._offsets[index]))
+        return os.pread(fd, int(self._counts[index]), int(self._offsets[index]))
+
+    def decode_here(self, index: int) -> np.ndarray:
+        """Tile ``index`` whole (uncropped), decoded by tifffile in this thread."""
+        return self._decode_here(self.raw(index), index)
+
+    def stream(self, index: int) -> bytes:
+        """Tile ``index`` as a standalone JPEG stream (:class:`UnsupportedJpeg` if not)."""
+        builder = self._streams or JpegStreamBuilder.for_page(self.page)
+        return builder.stream(self.raw(index))
+
+    def largest_tiles(self, count: int) -> list[int]:
+        """The ``count`` tiles with the most bytes: the most detail, the hardest to decode
+        alike (glass compresses to almost nothing and agrees trivially)."""
+        counts = np.asarray(self._counts, dtype=np.int64)
+        order = np.argsort(-counts, kind="stable")[:count]
+        return [int(i) for i in order if counts[i] > 0]
+
+    def use_stream_decoder(self, decode: StreamDecoder | None) -> None:
+        """Decode tiles by handing their standalone JPEG streams to ``decode`` (None: back
+        to tifffile). Raises :class:`UnsupportedJpeg` when this page's tiles cannot be."""
+        builder = JpegStreamBuilder.for_page(self.page) if decode is not None else None
+        with self._lock:
+            self._streams = builder
+            self._stream_decode = decode
+
+    def drop_stream_decoder(self, decode: StreamDecoder) -> None:
+        """Back to tifffile if ``decode`` is still this reader's decoder (another session
+        on the same slide may have installed its own since)."""
+        with self._lock:
+            if self._stream_decode == decode:  # ==: bound methods are new objects each time
+                self._streams = None
+                self._stream_decode = None
+
+    def stream_stats(self) -> StreamDecodeStats:
+        with self._lock:
+            return StreamDecodeStats(self._decoded, self._fallbacks, self._last_fallback)
+
+    def _decode_here(self, data: bytes, index: int) -> np.ndarray:
         segment, _, _ = self.page.decode(data, index, jpegtables=self._jpegtables)
-        tile = np.asarray(segment).reshape(self.tile[0], self.tile[1], self.samples)
-        return np.ascontiguousarray(tile[:height, :width])
+        return np.asarray(segment).reshape(self.tile[0], self.tile[1], self.samples)
+
+    def _from_stream(self, data: bytes, index: int) -> np.ndarray | None:
+        """The tile from the stream decoder, or None (logged) to decode it here."""
+        builder, decode = self._streams, self._stream_decode
+        if builder is None or decode is None:
+            return None
+        try:
+            tile = np.asarray(decode(builder.stream(data)))
+            if tile.ndim == 2:
+                tile = tile[..., None]
+            expected = (self.tile[0], self.tile[1], self.samples)
+            if tile.shape != expected or tile.dtype != self.page.dtype:
+                raise ValueError(
+                    f"decoder returned {tile.dtype} {tile.shape}, expected "
+                    f"{self.page.dtype} {expected}"
+                )
+        except Exception as error:  # UnsupportedJpeg, a decoder error, a wrong shape
+            reason = f"tile {index}: {type(error).__name__}: {error}"
+            with self._lock:
+                self._fallbacks += 1
+                first = self._last_fallback is None
+                self._last_fallback = reason
+            if first:
+                log.warning(
+                    "%s: stream decoder failed, tile decoded on the CPU instead (%s)",
+                    self.page.parent.filehandle.name,
+                    reason,
+                )
+            return None
+        with self._lock:
+            self._decoded += 1
+        return tile
 
     def close(self) -> None:
         with self._lock:

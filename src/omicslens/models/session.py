@@ -8,7 +8,10 @@ is decided in one place:
 2. tissue detection on an overview, so glass tiles are skipped;
 3. the prediction store for (slide content, bundle hash, grid) in the cache folder;
 4. the predictor, on the chosen device, loaded once;
-5. on an accelerator, the reader threads its measured rate needs (``core/readers``).
+5. on a GPU, the slide's JPEG tiles decoded there where the decoder agrees with
+   tifffile (``models/gpu_jpeg``, ``core/stream_decode``);
+6. on an accelerator, the reader threads its measured rate needs (``core/readers``),
+   measured after step 5 so the probe reads tiles the way the run will.
 
 Opening does I/O and loads weights: call it off the GUI thread.
 """
@@ -30,8 +33,11 @@ from omicslens.core.scheduler import BatchResult, TileScheduler
 from omicslens.core.settings import cache_dir as default_cache_dir
 from omicslens.core.slide import Slide
 from omicslens.core.store import PredictionStore, open_store
+from omicslens.core.stream_decode import DecodePlan
+from omicslens.core.stream_decode import cpu_plan as cpu_decode_plan
 from omicslens.core.tissue import TissueMask, TissueSettings, detect_tissue
 from omicslens.models.bundle import ModelBundle, load_bundle
+from omicslens.models.gpu_jpeg import GpuJpegBackend, SlideDecoding, set_up_decoding
 from omicslens.models.predictor import Predictor
 
 log = logging.getLogger(__name__)
@@ -48,6 +54,14 @@ class InferenceSession:
     store: PredictionStore
     #: reader threads for this session's schedulers; measured on an accelerator at open
     reader_plan: ReaderPlan = field(default_factory=cpu_plan)
+    #: which decoder each level's tiles go to (tifffile unless a GPU decoder agrees)
+    decoding: SlideDecoding = field(
+        default_factory=lambda: SlideDecoding(cpu_decode_plan("the model runs on the CPU"))
+    )
+
+    @property
+    def decode_plan(self) -> DecodePlan:
+        return self.decoding.plan
 
     @classmethod
     def open(
@@ -61,9 +75,13 @@ class InferenceSession:
         tissue_settings: TissueSettings | None = None,
         predictor: Predictor | None = None,
         trust_code: bool = False,
+        decode: str = "auto",
+        jpeg_backend: GpuJpegBackend | None = None,
     ) -> InferenceSession:
         """Prepare ``slide`` for ``bundle``. ``cache=False`` keeps predictions in memory;
-        ``trust_code`` runs TorchScript that calls file or process ops (refused otherwise)."""
+        ``trust_code`` runs TorchScript that calls file or process ops (refused otherwise);
+        ``decode`` is auto, cpu or gpu (``models/gpu_jpeg.py``). Close the session when
+        done with it (it may hold a GPU decoder's thread)."""
         if not isinstance(bundle, ModelBundle):
             bundle = load_bundle(bundle)
         config = bundle.config
@@ -91,9 +109,21 @@ class InferenceSession:
                 bundle, device=device, batch_size=batch_size, trust_code=trust_code
             )
         session = cls(slide, bundle, predictor, grid, tissue, tissue_tiles, store)
+        if predictor.device.type != "cpu" or decode != "auto" or jpeg_backend is not None:
+            session.decoding = set_up_decoding(slide, predictor.device, decode, jpeg_backend)
         if predictor.device.type != "cpu":
             session.reader_plan = session.plan_readers()
         return session
+
+    def close(self) -> None:
+        """Stop the GPU decoder, if any, and hand the slide's tiles back to tifffile."""
+        self.decoding.close(self.slide)
+
+    def __enter__(self) -> InferenceSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def plan_readers(self, cores: int | None = None) -> ReaderPlan:
         """Readers this model's measured rate needs (a probe: up to 16 reads and two
