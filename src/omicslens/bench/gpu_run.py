@@ -35,8 +35,11 @@ from omicslens.core.stream_decode import CPU_DECODER
 
 SAMPLE_MS = 500
 DEFAULT_BUDGET_S = 420.0
-#: reader threads swept: with decoding on the CPU the GPU needs many readers to be fed
-DEFAULT_READERS = (4, 12)
+#: reader threads: with decoding on the CPU the GPU needs many readers to be fed. One
+#: count by default: each configuration re-opens the slide and reloads the model (the
+#: ViT-g one is 4.5 GB), and two models x two decoders must fit the 8 minutes a lent
+#: machine gives one command; ``--readers 4 8 14`` sweeps when there is more time
+DEFAULT_READERS = (12,)
 #: where JPEG tiles are decoded, swept (see models/gpu_jpeg.py)
 DEFAULT_DECODES = ("cpu", "auto")
 
