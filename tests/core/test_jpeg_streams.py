@@ -153,6 +153,8 @@ def test_a_tile_that_contradicts_the_tags_is_refused(he_pixels) -> None:
         forced_rgb.stream(jfif)
     free = JpegStreamBuilder(tables=b"", forced_transform=None, samples=3, tile=(64, 64))
     assert free.stream(jfif) == jfif  # the stream's own marker is what libjpeg reads
+    with pytest.raises(UnsupportedJpeg, match="start-of-image"):
+        free.stream(b"\x00\x00" + jfif[2:])  # a damaged tile is not passed on
     wrong_size = JpegStreamBuilder(tables=b"", forced_transform=None, samples=3, tile=(32, 32))
     with pytest.raises(UnsupportedJpeg, match="64 x 64"):
         wrong_size.stream(jfif)

@@ -194,6 +194,8 @@ class JpegStreamBuilder:
 
     def stream(self, tile_data: bytes) -> bytes:
         """The standalone JPEG stream of one tile's bytes (as stored in the file)."""
+        if tile_data[:2] != _SOI:
+            raise UnsupportedJpeg("tile data does not start with a JPEG start-of-image marker")
         header = parse_header(_SOI + self.tables + tile_data[2:])
         if header.components != self.samples:
             raise UnsupportedJpeg(
