@@ -124,12 +124,17 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path: Path, capsys, monkeyp
     assert not [path for path in (out / CMU1.name).glob(".*.tmp")]
 
 
+def _csv_run(tmp_path: Path) -> tuple[list[str], Path]:
+    """``omicslens predict`` arguments for CMU-1 to CSV with a tiny bundle, and the out dir."""
+    bundle = make_bundle(tmp_path / "bundle", patch_size=32, spacing=2.0)
+    out = tmp_path / "out"
+    return ["predict", str(CMU1), "--model", str(bundle), "--out", str(out), "--format", "csv"], out
+
+
 def test_done_json_says_how_many_readers_fed_the_model_and_why(tmp_path: Path, capsys) -> None:
     import json
 
-    bundle = make_bundle(tmp_path / "bundle", patch_size=32, spacing=2.0)
-    out = tmp_path / "out"
-    args = ["predict", str(CMU1), "--model", str(bundle), "--out", str(out), "--format", "csv"]
+    args, out = _csv_run(tmp_path)
     assert main([*args, "--device", "cpu"]) == 0
     done = json.loads((out / CMU1.name / "done.json").read_text())
     assert done["readers"]["readers"] == 2 and "CPU" in done["readers"]["reason"]
@@ -143,13 +148,12 @@ def test_done_json_says_how_many_readers_fed_the_model_and_why(tmp_path: Path, c
 def test_done_json_says_which_decoder_read_the_tiles(tmp_path: Path, capsys) -> None:
     import json
 
-    bundle = make_bundle(tmp_path / "bundle", patch_size=32, spacing=2.0)
-    out = tmp_path / "out"
-    args = ["predict", str(CMU1), "--model", str(bundle), "--out", str(out), "--format", "csv"]
+    args, out = _csv_run(tmp_path)
     assert main([*args, "--device", "cpu"]) == 0
     done = json.loads((out / CMU1.name / "done.json").read_text())
     assert done["decode"]["decoder"] == "tifffile (CPU)"
     assert "the model runs on the CPU" in done["decode"]["levels"][0]["reason"]
+    assert done["decode"]["usage"]["tiles_decoded"] == 0  # no stream decoder on a CPU
     capsys.readouterr()
     assert main([*args, "--device", "cpu", "--decode", "gpu", "--force"]) == 1
     err = capsys.readouterr().err

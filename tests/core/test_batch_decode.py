@@ -25,22 +25,28 @@ class RecordingBackend:
         return [np.frombuffer(stream, dtype=np.uint8).copy() for stream in streams]
 
 
-def test_concurrent_requests_are_batched_and_each_gets_its_own_tile() -> None:
-    gate = threading.Event()
-    backend = RecordingBackend(gate)
-    decoder = BatchingDecoder(backend, max_batch=16, max_wait_s=0.05)
+def _read_at_once(decoder: BatchingDecoder, gate: threading.Event, count: int) -> dict:
+    """``count`` reader threads ask at once (the backend is held until all have started)."""
     results: dict[int, np.ndarray] = {}
 
     def read(number: int) -> None:
         results[number] = decoder.decode(bytes([number, number + 1]))
 
-    threads = [threading.Thread(target=read, args=(n,)) for n in range(12)]
+    threads = [threading.Thread(target=read, args=(n,)) for n in range(count)]
     for thread in threads:
         thread.start()
     gate.set()
     for thread in threads:
         thread.join(5)
     decoder.close()
+    return results
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_tile() -> None:
+    gate = threading.Event()
+    backend = RecordingBackend(gate)
+    decoder = BatchingDecoder(backend, max_batch=16, max_wait_s=0.05)
+    results = _read_at_once(decoder, gate, 12)
     assert sorted(results) == list(range(12))
     for number, tile in results.items():
         np.testing.assert_array_equal(tile, [number, number + 1])
@@ -54,13 +60,7 @@ def test_batches_never_exceed_the_limit() -> None:
     gate = threading.Event()
     backend = RecordingBackend(gate)
     decoder = BatchingDecoder(backend, max_batch=3, max_wait_s=0.05)
-    threads = [threading.Thread(target=decoder.decode, args=(b"x",)) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    gate.set()
-    for thread in threads:
-        thread.join(5)
-    decoder.close()
+    assert len(_read_at_once(decoder, gate, 10)) == 10
     assert sum(backend.sizes) == 10 and max(backend.sizes) <= 3
 
 

@@ -59,7 +59,7 @@ def test_an_exact_decoder_takes_every_jpeg_level_and_the_patches_stay_identical(
             batching.close()
 
 
-def test_a_decoder_that_is_off_is_not_used(caplog) -> None:
+def test_a_decoder_that_is_off_is_not_used() -> None:
     def brighter(stream: bytes) -> np.ndarray:
         return np.clip(pillow_decode(stream).astype(int) + 3, 0, 255).astype(np.uint8)
 

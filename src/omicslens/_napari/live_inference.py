@@ -27,6 +27,7 @@ from omicslens._napari.draw_pacing import DrawPacer
 from omicslens._napari.overlay import PredictionOverlay
 from omicslens._napari.throttle import Throttle
 from omicslens.app.progress import Progress
+from omicslens.app.tiles import close_session
 from omicslens.core.genesets import OutputCombination, single_output
 from omicslens.core.scheduler import BatchResult, SchedulerStats
 from omicslens.models.session import InferenceSession
@@ -283,14 +284,15 @@ class LiveInference(QObject):
         self._throttle.stop()
         self._drain_timer.stop()
         self._stop_pacing()
-        stop = threading.Thread(target=self._stop_threads, name="omicslens-stop", daemon=True)
+        stop = threading.Thread(
+            target=close_session,
+            args=(self.session, self.scheduler),
+            name="omicslens-stop",
+            daemon=True,
+        )
         stop.start()
         self._stopper = stop
         return stop
-
-    def _stop_threads(self) -> None:
-        self.scheduler.stop()
-        self.session.close()  # a GPU decoder's thread, if the session has one
 
     def wait_closed(self, timeout: float = 10.0) -> None:
         stopper = getattr(self, "_stopper", None)

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from omicslens.app.domain import slide_domain
 from omicslens.app.progress import Progress
+from omicslens.app.slide_exports import OUTPUT_FILES, cpu_rewrite, write_slide_outputs
 from omicslens.app.tiles import TileFailure, predict_tiles, wanted_tiles
 from omicslens.core.atomic import write_text_atomic
 from omicslens.core.domain import DomainVerdict
@@ -36,18 +35,12 @@ from omicslens.core.errors import OmicsLensError
 from omicslens.core.run_marker import begin_run, end_run
 from omicslens.core.run_marker import clean_stale_temporaries as _clean_temporaries
 from omicslens.core.run_marker import unfinished_run as _unfinished_run
+from omicslens.core.stream_decode import stream_usage
 from omicslens.models.gpu_jpeg import DECODE_CHOICES
 from omicslens.models.predictor import Predictor
 from omicslens.models.session import InferenceSession
 
 FORMATS = ("csv", "geojson", "h5ad", "zarr")
-#: output file per format, inside the slide's folder
-OUTPUT_FILES = {
-    "csv": "tiles.csv",
-    "geojson": "tiles.geojson.gz",
-    "h5ad": "tiles.h5ad",
-    "zarr": "predictions.ome.zarr",
-}
 DONE_FILE = "done.json"
 FAILED_FILE = "failed.json"
 
@@ -223,6 +216,7 @@ def predict_slide(
             run = yield from predict_tiles(
                 session, wanted, readers=options.readers, skip_background=not options.all_tiles
             )
+            decode_plan["usage"] = stream_usage(slide)  # tiles a GPU decoder took or left
             report.tiles_wanted = run.wanted
             report.tiles_predicted = run.predicted
             report.tiles_cached = run.cached
@@ -238,12 +232,14 @@ def predict_slide(
             clean_stale_temporaries(folder)
             (folder / DONE_FILE).unlink(missing_ok=True)  # these outputs are being replaced
             begin_run(folder, {"bundle_hash": bundle.bundle_hash, "slide": str(slide_path)})
-            report.outputs = _write_outputs(
+            writing = replace_options(options, replace)
+            report.outputs = write_slide_outputs(
                 session,
                 slide_path,
                 wanted,
                 folder,
-                replace_options(options, replace),
+                writing.formats,
+                writing.force,
                 regions,
                 report.domain,
             )
@@ -261,7 +257,7 @@ def predict_slide(
                 "tiles": len(wanted),
                 "domain": report.domain.as_dict() if report.domain else None,
                 "trusted_code": bool(getattr(predictor, "trust_code", False)),
-                "cpu_rewrite": _rewrite(predictor),
+                "cpu_rewrite": cpu_rewrite(predictor),
                 "readers": _readers(session, options),
                 "decode": decode_plan,
             },
@@ -312,86 +308,6 @@ def _write_failures(folder: Path, report: SlideReport) -> Path:
     return write_text_atomic(folder / FAILED_FILE, json.dumps(record, indent=2))
 
 
-def _write_outputs(
-    session: InferenceSession,
-    slide_path: Path,
-    wanted: np.ndarray,
-    folder: Path,
-    options: PredictOptions,
-    regions: Sequence[Any] | None,
-    domain: DomainVerdict | None = None,
-) -> list[Path]:
-    from omicslens.core.exports import (
-        TileTable,
-        write_csv,
-        write_geojson,
-        write_h5ad,
-        write_ome_zarr,
-    )
-    from omicslens.core.exports.tables import slide_overview
-    from omicslens.core.fingerprint import slide_fingerprint
-
-    bundle = session.bundle
-    done = wanted[session.store.is_done(wanted)]  # never a row for a tile without data
-    table = TileTable(
-        session.grid,
-        done,
-        session.store.get(done),
-        list(bundle.output_names),
-        task=bundle.config.task,
-        slide_id=slide_fingerprint(slide_path),
-        uns={
-            "model": bundle.name,
-            "bundle_hash": bundle.bundle_hash,
-            "slide": str(slide_path),
-            "trusted_code": bool(session.predictor.trust_code),
-            "cpu_rewrite": _rewrite(session.predictor),
-            **(
-                {
-                    "domain_verdict": domain.verdict,
-                    "domain_in_fraction": round(domain.in_domain_fraction, 4),
-                    "domain": json.dumps(domain.as_dict()),
-                }
-                if domain is not None
-                else {}
-            ),
-        },
-    )
-    written: list[Path] = []
-    if regions is not None:
-        from omicslens.app.regions import region_membership, summarise_regions, write_region_outputs
-
-        summary = summarise_regions(session, list(regions))
-        table.obs["region"] = region_membership(session.grid, done, list(regions))
-        written += write_region_outputs(summary, folder, overwrite=options.force)
-    force = options.force
-    for name in options.formats:
-        target = folder / OUTPUT_FILES[name]
-        if name == "csv":
-            written.append(write_csv(table, target, force))
-        elif name == "geojson":
-            written.append(write_geojson(table, target, force))
-        elif name == "h5ad":
-            # the slide image under the tiles, so sc.pl.spatial / squidpy draw over it
-            overview, scale = slide_overview(session.slide)
-            written.append(
-                write_h5ad(
-                    table,
-                    target,
-                    force,
-                    overview=overview,
-                    overview_scale=scale,
-                    library_id=slide_path.name,
-                )
-            )
-        else:
-            rasters = np.stack([session.store.raster(i) for i in range(len(bundle.output_names))])
-            written.append(
-                write_ome_zarr(rasters, session.grid, list(bundle.output_names), target, force)
-            )
-    return written
-
-
 def error_report(
     slide_path: str | Path, error: BaseException, predictor: Any = None
 ) -> SlideReport:
@@ -408,9 +324,3 @@ def error_report(
 
 #: errors that belong to the user's input (reported per slide); anything else is a bug
 INPUT_ERRORS: tuple[type[BaseException], ...] = (OmicsLensError, FileExistsError, FileNotFoundError)
-
-
-def _rewrite(predictor: object) -> str:
-    """The Predictor's CPU rewrite ("frozen", "channels-last", "eager"), for provenance."""
-    acceleration = getattr(predictor, "acceleration", None)
-    return str(getattr(acceleration, "mode", "eager"))

@@ -193,3 +193,11 @@ def open_session(
         trust_code=trust_code,
     )
     return session, session.store.raster(0)
+
+
+def close_session(session: InferenceSession, scheduler: TileScheduler | None = None) -> None:
+    """Stop ``scheduler`` (joins its threads, flushes the store), then ``session`` (a GPU
+    decoder's thread, if it has one). Blocking: call it off the GUI thread."""
+    if scheduler is not None:
+        scheduler.stop()
+    session.close()

@@ -50,7 +50,7 @@ from omicslens.bench import io as bench_io
 from omicslens.core import open_slide
 from omicslens.core.atomic import write_text_atomic
 from omicslens.core.store import PredictionStore
-from omicslens.core.stream_decode import stream_usage
+from omicslens.core.stream_decode import CPU_DECODER, stream_usage
 from omicslens.models.architectures import build_architecture
 from omicslens.models.predictor import Predictor
 from omicslens.models.session import InferenceSession
@@ -665,12 +665,9 @@ def _decoder_cell(row: dict[str, Any]) -> str:
     """``--decode`` asked and what the levels got: "auto: tifffile (CPU)", "auto: nvImageCodec
     (levels 0-2)"."""
     plan = row.get("decode_plan") or {}
-    levels = [level["level"] for level in plan.get("levels", []) if level["decoder"] != _CPU]
-    got = f"{plan.get('decoder', _CPU)} (levels {levels})" if levels else _CPU
+    levels = [level["level"] for level in plan.get("levels", []) if level["decoder"] != CPU_DECODER]
+    got = f"{plan.get('decoder', CPU_DECODER)} (levels {levels})" if levels else CPU_DECODER
     return f"{row.get('decode', 'auto')}: {got}"
-
-
-_CPU = "tifffile (CPU)"
 
 
 def to_markdown(result: dict[str, Any]) -> str:

@@ -143,6 +143,11 @@ def parse_header(data: bytes) -> JpegHeader:
     return JpegHeader(name, precision, height, width, ids, jfif, adobe)
 
 
+def _starts_with_jfif(tile: bytes) -> bool:
+    """tifffile's ``TiffPage.is_jfif`` on bytes already read: a JFIF APP0 right after SOI."""
+    return len(tile) >= 11 and tile[6:10] == b"JFIF"
+
+
 def adobe_segment(transform: int) -> bytes:
     """An Adobe APP14 segment: version 100, no flags, colour ``transform`` (0 none, 1 YCbCr)."""
     body = b"Adobe" + struct.pack(">HHHB", 100, 0, 0, transform)
@@ -161,8 +166,12 @@ class JpegStreamBuilder:
     tile: tuple[int, int]  # (height, width) every tile's frame must have
 
     @classmethod
-    def for_page(cls, page: Any) -> JpegStreamBuilder:
-        """A builder for a tifffile ``TiffPage``; :class:`UnsupportedJpeg` says why not."""
+    def for_page(cls, page: Any, first_tile: bytes | None = None) -> JpegStreamBuilder:
+        """A builder for a tifffile ``TiffPage``; :class:`UnsupportedJpeg` says why not.
+
+        ``first_tile``: the bytes of the page's first tile, when the caller has read them
+        itself; tifffile's ``is_jfif`` otherwise seeks and reads its shared file handle,
+        which reader threads must not do."""
         compression = int(page.compression)
         if compression != JPEG_COMPRESSION:
             name = getattr(page.compression, "name", str(compression))
@@ -177,7 +186,8 @@ class JpegStreamBuilder:
         # whatever the stream says; otherwise libjpeg reads the stream's own markers
         forced: int | None = None
         if samples == 3 and photometric == PHOTOMETRIC_RGB:
-            forced = None if page.is_jfif else 0
+            jfif = page.is_jfif if first_tile is None else _starts_with_jfif(first_tile)
+            forced = None if jfif else 0
         elif (samples == 3 and photometric == PHOTOMETRIC_YCBCR) or (
             samples == 1 and photometric == PHOTOMETRIC_MINISBLACK
         ):

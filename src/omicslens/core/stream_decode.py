@@ -18,7 +18,6 @@ far from it the checked tiles were. ``--decode cpu`` keeps every tile with tifff
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,6 +25,7 @@ import numpy as np
 
 from omicslens.core.jpeg_streams import UnsupportedJpeg
 from omicslens.core.slide import Slide
+from omicslens.core.tiff_tiles import StreamDecoder
 
 #: a level switches only if, over its checked tiles, the mean |difference| per sample ...
 MEAN_ABS_LIMIT = 1.0
@@ -33,8 +33,6 @@ MEAN_ABS_LIMIT = 1.0
 P999_ABS_LIMIT = 8.0
 #: tiles checked per level: the ones with the most bytes (the most detail)
 CHECK_TILES = 8
-
-StreamDecode = Callable[[bytes], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -91,12 +89,12 @@ class DecodePlan:
 CPU_DECODER = "tifffile (CPU)"
 
 
-def cpu_plan(reason: str) -> DecodePlan:
+def cpu_decode_plan(reason: str) -> DecodePlan:
     """Every tile decoded by tifffile; ``reason`` says why no other decoder was tried."""
     return DecodePlan(CPU_DECODER, [LevelDecode(-1, CPU_DECODER, reason)])
 
 
-def compare_decoders(reader: Any, decode: StreamDecode, tiles: list[int]) -> DecodeAgreement:
+def compare_decoders(reader: Any, decode: StreamDecoder, tiles: list[int]) -> DecodeAgreement:
     """Decode ``tiles`` of a TIFF tile reader with tifffile and with ``decode`` (which
     takes a standalone stream); :class:`UnsupportedJpeg` if a tile cannot be a stream."""
     identical = 0
@@ -126,7 +124,7 @@ def compare_decoders(reader: Any, decode: StreamDecode, tiles: list[int]) -> Dec
 
 
 def install_stream_decoder(
-    slide: Slide, decode: StreamDecode, name: str, check_tiles: int = CHECK_TILES
+    slide: Slide, decode: StreamDecoder, name: str, check_tiles: int = CHECK_TILES
 ) -> DecodePlan:
     """Switch each level of ``slide`` whose JPEG tiles ``decode`` decodes like tifffile
     (checked on its ``check_tiles`` most detailed tiles) to ``decode``; the rest stay."""
@@ -137,8 +135,7 @@ def install_stream_decoder(
             levels.append(LevelDecode(number, CPU_DECODER, "not one tiled TIFF page"))
             continue
         try:
-            reader.use_stream_decoder(decode)  # UnsupportedJpeg for a page that is not JPEG
-            reader.use_stream_decoder(None)  # until it is checked
+            reader.stream_builder()  # UnsupportedJpeg for a page that is not baseline JPEG
             agreement = compare_decoders(reader, decode, reader.largest_tiles(check_tiles))
         except UnsupportedJpeg as error:
             levels.append(LevelDecode(number, CPU_DECODER, str(error)))
@@ -165,7 +162,7 @@ def install_stream_decoder(
     return DecodePlan(name, levels)
 
 
-def remove_stream_decoder(slide: Slide, decode: StreamDecode) -> None:
+def remove_stream_decoder(slide: Slide, decode: StreamDecoder) -> None:
     """Every level of ``slide`` that ``decode`` decodes back to tifffile."""
     for level in slide.level_sources:
         reader = getattr(level, "tile_reader", None)

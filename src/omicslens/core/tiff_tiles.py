@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from omicslens.core.jpeg_streams import JpegStreamBuilder
+from omicslens.core.jpeg_streams import JpegStreamBuilder, UnsupportedJpeg
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,8 @@ class TiffTileReader:
         self._jpegtables = page.jpegtables
         self._fd: int | None = os.open(path, os.O_RDONLY)
         self._lock = threading.Lock()  # around closing and the stream decoder's counters
-        self._streams: JpegStreamBuilder | None = None
+        #: this page's stream builder, or why it has none; made once (stream_builder)
+        self._builder: JpegStreamBuilder | UnsupportedJpeg | None = None
         self._stream_decode: StreamDecoder | None = None
         self._decoded = self._fallbacks = 0
         self._last_fallback: str | None = None
@@ -113,10 +114,23 @@ class TiffTileReader:
         """Tile ``index`` whole (uncropped), decoded by tifffile in this thread."""
         return self._decode_here(self.raw(index), index)
 
+    def stream_builder(self) -> JpegStreamBuilder:
+        """This page's stream builder (made once); :class:`UnsupportedJpeg` if it has none."""
+        builder = self._builder
+        if builder is None:
+            first = self.raw(0) if int(self._counts[0]) > 0 else b""
+            try:
+                builder = JpegStreamBuilder.for_page(self.page, first_tile=first)
+            except UnsupportedJpeg as error:
+                builder = error
+            self._builder = builder
+        if isinstance(builder, UnsupportedJpeg):
+            raise builder
+        return builder
+
     def stream(self, index: int) -> bytes:
         """Tile ``index`` as a standalone JPEG stream (:class:`UnsupportedJpeg` if not)."""
-        builder = self._streams or JpegStreamBuilder.for_page(self.page)
-        return builder.stream(self.raw(index))
+        return self.stream_builder().stream(self.raw(index))
 
     def largest_tiles(self, count: int) -> list[int]:
         """The ``count`` tiles with the most bytes: the most detail, the hardest to decode
@@ -128,9 +142,9 @@ class TiffTileReader:
     def use_stream_decoder(self, decode: StreamDecoder | None) -> None:
         """Decode tiles by handing their standalone JPEG streams to ``decode`` (None: back
         to tifffile). Raises :class:`UnsupportedJpeg` when this page's tiles cannot be."""
-        builder = JpegStreamBuilder.for_page(self.page) if decode is not None else None
+        if decode is not None:
+            self.stream_builder()
         with self._lock:
-            self._streams = builder
             self._stream_decode = decode
 
     def drop_stream_decoder(self, decode: StreamDecoder) -> None:
@@ -138,7 +152,6 @@ class TiffTileReader:
         on the same slide may have installed its own since)."""
         with self._lock:
             if self._stream_decode == decode:  # ==: bound methods are new objects each time
-                self._streams = None
                 self._stream_decode = None
 
     def stream_stats(self) -> StreamDecodeStats:
@@ -151,8 +164,8 @@ class TiffTileReader:
 
     def _from_stream(self, data: bytes, index: int) -> np.ndarray | None:
         """The tile from the stream decoder, or None (logged) to decode it here."""
-        builder, decode = self._streams, self._stream_decode
-        if builder is None or decode is None:
+        builder, decode = self._builder, self._stream_decode
+        if not isinstance(builder, JpegStreamBuilder) or decode is None:
             return None
         try:
             tile = np.asarray(decode(builder.stream(data)))

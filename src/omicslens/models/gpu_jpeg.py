@@ -28,8 +28,12 @@ import torch
 from omicslens.core.batch_decode import BatchingDecoder
 from omicslens.core.errors import OmicsLensError
 from omicslens.core.slide import Slide
-from omicslens.core.stream_decode import DecodePlan, install_stream_decoder, remove_stream_decoder
-from omicslens.core.stream_decode import cpu_plan as cpu_decode_plan
+from omicslens.core.stream_decode import (
+    DecodePlan,
+    cpu_decode_plan,
+    install_stream_decoder,
+    remove_stream_decoder,
+)
 
 
 class GpuJpegUnavailable(OmicsLensError, RuntimeError):

@@ -33,8 +33,7 @@ from omicslens.core.scheduler import BatchResult, TileScheduler
 from omicslens.core.settings import cache_dir as default_cache_dir
 from omicslens.core.slide import Slide
 from omicslens.core.store import PredictionStore, open_store
-from omicslens.core.stream_decode import DecodePlan
-from omicslens.core.stream_decode import cpu_plan as cpu_decode_plan
+from omicslens.core.stream_decode import DecodePlan, cpu_decode_plan
 from omicslens.core.tissue import TissueMask, TissueSettings, detect_tissue
 from omicslens.models.bundle import ModelBundle, load_bundle
 from omicslens.models.gpu_jpeg import GpuJpegBackend, SlideDecoding, set_up_decoding
