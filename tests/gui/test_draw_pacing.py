@@ -49,7 +49,8 @@ def test_it_measures_the_frames_of_a_real_canvas(make_napari_viewer, qtbot) -> N
     stop = pacer.watch(viewer)
     canvas = viewer.window._qt_viewer.canvas._scene_canvas
     canvas.update()
-    qtbot.waitUntil(lambda: pacer.frames >= 1, timeout=20000)  # a first frame under llvmpipe beside another test process
+    # a fresh viewer's first frame under llvmpipe, with another test process beside it
+    qtbot.waitUntil(lambda: pacer.frames >= 1, timeout=20000)
     assert pacer.frame_ms is not None and pacer.frame_ms > 0
     stop()
     counted = pacer.frames
