@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from omicslens.core.exports import TileTable, write_csv, write_geojson, write_h5ad, write_ome_zarr
+from omicslens.core.exports.tables import _TILE_NAMESPACE, tile_ids
 from omicslens.core.grid import TileGrid
 
 GRID = TileGrid(width=1000, height=700, mpp_x=0.5, mpp_y=0.5, patch_px=100, spacing_um=1.0)
@@ -47,6 +48,34 @@ def test_geojson_follows_qupath_structure(table: TileTable, tmp_path: Path) -> N
     again = write_geojson(table, tmp_path / "again.geojson.gz")
     ids = [f["id"] for f in json.loads(gzip.decompress(again.read_bytes()))["features"]]
     assert ids == [f["id"] for f in data["features"]]  # stable ids across runs
+
+
+def test_tile_ids_are_the_uuid5_of_slide_and_index() -> None:
+    indices = np.array([0, 9, 10, 123456789])
+    for slide_id in ("", "abc", "sha256:0f/ü"):
+        expected = [str(uuid.uuid5(_TILE_NAMESPACE, f"{slide_id}/{i}")) for i in indices]
+        assert tile_ids(slide_id, indices) == expected
+
+
+def test_non_finite_values_are_written_as_qupath_strings(tmp_path: Path) -> None:
+    values = np.array([[np.nan, 1.0], [np.inf, -np.inf]], dtype=np.float32)
+    table = TileTable(GRID, np.array([1, 2]), values, NAMES, slide_id="abc")
+    data = json.loads(write_geojson(table, tmp_path / "t.geojson").read_text())
+    measurements = [f["properties"]["measurements"] for f in data["features"]]
+    assert measurements == [
+        {"ERBB2": "NaN", "CD74": 1.0},
+        {"ERBB2": "Infinity", "CD74": "-Infinity"},
+    ]
+    rows = write_csv(table, tmp_path / "t.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[4:] for row in rows] == [["nan", "1"], ["inf", "-inf"]]
+
+
+def test_float32_values_keep_their_exact_value_in_geojson(tmp_path: Path) -> None:
+    values = np.array([[0.1, 1e-30]], dtype=np.float32)
+    table = TileTable(GRID, np.array([5]), values, NAMES)
+    data = json.loads(write_geojson(table, tmp_path / "t.geojson").read_text())
+    written = data["features"][0]["properties"]["measurements"]
+    assert [written[name] for name in NAMES] == [float(v) for v in values[0]]
 
 
 def test_h5ad_opens_in_anndata(table: TileTable, tmp_path: Path) -> None:

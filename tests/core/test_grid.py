@@ -75,3 +75,18 @@ def test_context_window_is_centred_on_a_smaller_tile() -> None:
     assert (wx + ww / 2, wy + wh / 2) == pytest.approx((x + w / 2, y + h / 2))
     plain = TileGrid(width=4000, height=4000, mpp_x=0.5, mpp_y=0.5, patch_px=320, spacing_um=1.4)
     assert plain.signature() != grid.signature()
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [
+        TileGrid(20000, 20000, 0.2527, 0.2527, 224, 0.5),
+        TileGrid(99999, 77777, 0.5, 0.4999, 224, 0.5, 55.0),
+        TileGrid(1001, 999, 0.3, 0.3, 7, 0.25),  # 5.83 px tiles: every rounding case
+    ],
+)
+def test_bounds_int_many_equals_bounds_int_tile_by_tile(grid: TileGrid) -> None:
+    indices = np.arange(grid.size) if grid.size < 50_000 else np.arange(0, grid.size, 37)
+    expected = np.array([grid.bounds_int(int(i)) for i in indices])
+    assert np.array_equal(grid.bounds_int_many(indices), expected)
+    assert grid.bounds_int_many(np.empty(0, dtype=np.int64)).shape == (0, 4)

@@ -130,6 +130,18 @@ class TileGrid:
         x0, y0 = round(x), round(y)
         return x0, y0, round(x + w) - x0, round(y + h) - y0
 
+    def bounds_int_many(self, indices: np.ndarray) -> np.ndarray:
+        """(N, 4) int64 of :meth:`bounds_int` for many tiles at once, equal element by
+        element (the same float64 products, and ``np.rint`` rounds half to even as
+        Python's ``round`` does); exports of 100k-tile slides would otherwise spend
+        seconds in a Python loop."""
+        rows, cols = self.row_col(np.asarray(indices, dtype=np.int64).reshape(-1))
+        x, y = cols * self.tile_w, rows * self.tile_h
+        x0, y0 = np.rint(x), np.rint(y)
+        widths = np.rint(x + self.tile_w) - x0
+        heights = np.rint(y + self.tile_h) - y0
+        return np.stack([x0, y0, widths, heights], axis=1).astype(np.int64)
+
     def centres(self, indices: np.ndarray) -> np.ndarray:
         """(N, 2) tile centres as (x, y) level-0 pixels."""
         rows, cols = self.row_col(indices)
