@@ -85,8 +85,12 @@ def test_context_window_is_centred_on_a_smaller_tile() -> None:
         TileGrid(1001, 999, 0.3, 0.3, 7, 0.25),  # 5.83 px tiles: every rounding case
     ],
 )
-def test_bounds_int_many_equals_bounds_int_tile_by_tile(grid: TileGrid) -> None:
+def test_bounds_int_many_rounds_each_tile_edge_as_python_does(grid: TileGrid) -> None:
     indices = np.arange(grid.size) if grid.size < 50_000 else np.arange(0, grid.size, 37)
-    expected = np.array([grid.bounds_int(int(i)) for i in indices])
+    expected = []
+    for index in indices.tolist():  # from the fractional bounds, with Python's round
+        x, y, w, h = grid.bounds(index)
+        expected.append((round(x), round(y), round(x + w) - round(x), round(y + h) - round(y)))
+    assert grid.bounds_int(int(indices[-1])) == expected[-1]
     assert np.array_equal(grid.bounds_int_many(indices), expected)
     assert grid.bounds_int_many(np.empty(0, dtype=np.int64)).shape == (0, 4)
