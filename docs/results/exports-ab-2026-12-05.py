@@ -4,6 +4,10 @@ Usage, from the repository root with the dev venv:
     git show 32c7a1b:src/omicslens/core/exports/tables.py > /tmp/old_tables.py
     python docs/results/exports-ab-2026-12-05.py /tmp/old_tables.py
 
+Run it in a checkout of ae1fa3b (the figures in docs/benchmarks.md are from there): from
+4861899 on, ``TileGrid.bounds_int`` goes through numpy for one tile, which makes the old
+writer's per-tile loop slower than it really was and overstates the gain.
+
 Writes the same random table with both versions, checks that the CSV files are byte for
 byte identical and the GeoJSON files decompress to identical bytes (the new writer
 gzips at level 6 instead of 9), and prints the median process CPU seconds per case
