@@ -25,7 +25,6 @@ import numpy as np
 
 from omicslens.app.progress import Progress
 from omicslens.core.atomic import write_text_atomic
-from omicslens.hemato.aggregators import PatientScores, load_aggregator
 from omicslens.hemato.cell_encoder import CellEncoder
 from omicslens.hemato.cell_reference import REVIEW_CLASS
 from omicslens.hemato.crops import (
@@ -37,6 +36,7 @@ from omicslens.hemato.crops import (
     read_crop,
 )
 from omicslens.hemato.errors import OutputExistsError
+from omicslens.hemato.mil.bundle import PatientScores, load_aggregator
 from omicslens.hemato.typing import CellTypes, TypingModel
 
 RESEARCH_ONLY = "Research use only. Not a medical device; not for diagnosis or treatment decisions."

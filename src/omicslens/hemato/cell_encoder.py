@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from omicslens.core.slide import Slide
-from omicslens.hemato.aggregators import AggregatorBundle, build_timm_encoder
+from omicslens.hemato.aggregators import build_timm_encoder
 from omicslens.hemato.detect import WhiteCell
+from omicslens.hemato.mil.bundle import AggregatorBundle
 from omicslens.hemato.typing import TypingModel, cell_box_windows, window_patches
 
 

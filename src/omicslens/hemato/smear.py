@@ -50,13 +50,6 @@ from omicslens.core.errors import MissingResolutionError
 from omicslens.core.open import open_slide
 from omicslens.core.run_marker import begin_run, clean_stale_temporaries, end_run, unfinished_run
 from omicslens.core.slide import Slide
-from omicslens.hemato.aggregators import (
-    AggregatorBundle,
-    PatientScores,
-    attention_entropy,
-    load_aggregator,
-    retrieve_similar,
-)
 from omicslens.hemato.cell_encoder import CellEncoder
 from omicslens.hemato.cell_reference import REVIEW_CLASS
 from omicslens.hemato.detect import (
@@ -68,6 +61,13 @@ from omicslens.hemato.detect import (
     estimate_slide_mpp,
 )
 from omicslens.hemato.errors import OutputExistsError, UnsupportedSmearError
+from omicslens.hemato.mil.bundle import (
+    AggregatorBundle,
+    PatientScores,
+    attention_entropy,
+    load_aggregator,
+)
+from omicslens.hemato.mil.reference_bank import retrieve_similar
 from omicslens.hemato.typing import (
     CellTypes,
     TypingModel,
