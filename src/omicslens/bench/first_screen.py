@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from omicslens.bench.inference import has_display
+    from omicslens.bench.inference_machine import has_display
     from omicslens.core.samples import resolve_model, sample_path
 
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
