@@ -170,3 +170,46 @@ def test_a_run_killed_while_writing_is_finished_by_a_rerun_without_force(
     (folder / "done.json").unlink()
     with pytest.raises(FileExistsError):
         next(predict_slide(he_slide, load_predictor(level0_bundle), out, PredictOptions()))
+
+
+def test_tissue_found_ahead_is_the_mask_predict_would_find_and_is_used(
+    he_slide: Path, level0_bundle: Path, tmp_path: Path
+) -> None:
+    """``omicslens predict`` finds the first slide's tissue while torch loads; the run
+    must use that mask (not find it again) and it must be the one it would have found."""
+    from omicslens.app.predict import find_tissue
+    from omicslens.core import open_slide
+    from omicslens.core.tissue import TissueMask, TissueSettings, detect_tissue
+
+    ahead = find_tissue(he_slide)
+    assert ahead is not None
+    with open_slide(he_slide) as slide:
+        again = detect_tissue(slide, TissueSettings())
+    assert np.array_equal(ahead.mask, again.mask) and ahead.mask.any()
+    assert (ahead.scale_x, ahead.scale_y) == (again.scale_x, again.scale_y)
+
+    predictor = load_predictor(level0_bundle)
+    usual = run_job(predict_slide(he_slide, predictor, tmp_path / "a", PredictOptions()))
+    given = run_job(
+        predict_slide(he_slide, predictor, tmp_path / "b", PredictOptions(), tissue=ahead)
+    )
+    assert given.tiles_wanted == usual.tiles_wanted > 0
+    name = he_slide.name
+    assert (tmp_path / "a" / name / "tiles.csv").read_bytes() == (
+        tmp_path / "b" / name / "tiles.csv"
+    ).read_bytes()
+    # an empty mask handed in is obeyed: the session did not look for tissue itself
+    empty = TissueMask(np.zeros_like(ahead.mask), ahead.scale_x, ahead.scale_y, ahead.threshold)
+    none = run_job(
+        predict_slide(he_slide, predictor, tmp_path / "c", PredictOptions(), tissue=empty)
+    )
+    assert none.tiles_wanted == 0
+
+
+def test_tissue_ahead_of_an_unreadable_slide_is_none_not_an_error(tmp_path: Path) -> None:
+    from omicslens.app.predict import find_tissue
+
+    broken = tmp_path / "broken.svs"
+    broken.write_bytes(b"not a tiff")
+    assert find_tissue(broken) is None
+    assert find_tissue(tmp_path / "missing.svs") is None

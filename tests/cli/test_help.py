@@ -39,3 +39,17 @@ def test_help_of_a_subcommand_shows_its_description(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["model", "inspect", "-h"])
     assert "Describe a bundle" in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_cli_and_the_predict_job_import_without_torch() -> None:
+    """``omicslens --help`` and a bad option answer without torch's ~1-3 s import, and
+    ``predict`` can find the slide's tissue while torch loads (issue 15)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import omicslens.cli.main, omicslens.app.predict, omicslens.app.tiles; "
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,8 +29,10 @@ from omicslens.core.domain import (
     slide_verdict,
 )
 from omicslens.core.errors import OmicsLensError
-from omicslens.models.predictor import Predictor
-from omicslens.models.session import InferenceSession
+
+if TYPE_CHECKING:  # torch loads with the predictor, not with the job's import
+    from omicslens.models.predictor import Predictor
+    from omicslens.models.session import InferenceSession
 
 DEFAULT_CHECK_TILES = 256
 
@@ -104,6 +106,7 @@ def check_domain(
     :class:`~omicslens.core.errors.OmicsLensError` for a bad slide.
     """
     from omicslens.core import open_slide
+    from omicslens.models.session import InferenceSession
 
     bundle = predictor.bundle
     if bundle.domain is None:
@@ -154,6 +157,8 @@ def collect_reference_tiles(
     from omicslens.models.bundle import load_bundle
     from omicslens.models.domain import colour_features
     from omicslens.models.expression.augment import stain_jitter
+    from omicslens.models.predictor import Predictor
+    from omicslens.models.session import InferenceSession
 
     bundle = load_bundle(bundle_path, with_domain=False)
     predictor = Predictor(bundle, device=device)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omicslens.app.domain import slide_domain
 from omicslens.app.progress import Progress
@@ -35,10 +35,12 @@ from omicslens.core.errors import OmicsLensError
 from omicslens.core.run_marker import begin_run, end_run
 from omicslens.core.run_marker import clean_stale_temporaries as _clean_temporaries
 from omicslens.core.run_marker import unfinished_run as _unfinished_run
-from omicslens.core.stream_decode import stream_usage
-from omicslens.models.gpu_jpeg import DECODE_CHOICES
-from omicslens.models.predictor import Predictor
-from omicslens.models.session import InferenceSession
+from omicslens.core.stream_decode import DECODE_CHOICES, stream_usage
+from omicslens.core.tissue import TissueMask
+
+if TYPE_CHECKING:  # torch loads with the predictor: `omicslens --help` need not wait for it
+    from omicslens.models.predictor import Predictor
+    from omicslens.models.session import InferenceSession
 
 FORMATS = ("csv", "geojson", "h5ad", "zarr")
 DONE_FILE = "done.json"
@@ -167,14 +169,18 @@ def predict_slide(
     options: PredictOptions | None = None,
     *,
     cache: Path | None = None,
+    tissue: TissueMask | None = None,
 ) -> Generator[Progress, None, SlideReport]:
     """Predict one slide's tiles and write its outputs into ``out/<slide name>/``.
+
+    ``tissue``: the slide's mask from :func:`find_tissue`, when it was found ahead.
 
     Raises :class:`~omicslens.core.errors.OmicsLensError` (bad slide, bad regions) and
     ``FileExistsError`` (outputs in the way) before any prediction; tile failures are not
     raised but reported (status "failed").
     """
     from omicslens.core import open_slide
+    from omicslens.models.session import InferenceSession
 
     options = options or PredictOptions()
     slide_path = Path(slide_path)
@@ -209,6 +215,7 @@ def predict_slide(
             predictor=predictor,
             cache=Path(cache) if cache is not None else Path(out) / ".cache",
             decode=options.decode,
+            tissue=tissue,
         )
         decode_plan = session.decode_plan.as_dict()
         try:
@@ -267,6 +274,25 @@ def predict_slide(
     end_run(folder)
     report.seconds = time.monotonic() - started
     return report
+
+
+def find_tissue(slide_path: str | Path, options: PredictOptions | None = None) -> TissueMask | None:
+    """The tissue mask :func:`predict_slide` would find, or None where the slide cannot
+    be read (predict_slide opens it again and reports why, in its usual place).
+
+    Why: a whole-slide run spent its first ~1.5 s importing torch and loading the model,
+    and only then opened the slide. This needs neither, so ``omicslens predict`` runs it
+    in a thread meanwhile (numpy and scipy release the GIL that torch's import holds).
+    """
+    from omicslens.core import open_slide
+    from omicslens.core.tissue import TissueSettings, detect_tissue
+
+    options = options or PredictOptions()
+    try:
+        with open_slide(Path(slide_path), mpp=options.mpp) as slide:
+            return detect_tissue(slide, TissueSettings())
+    except Exception:  # a head start, not a result: any problem is met again in order
+        return None
 
 
 def _readers(session: InferenceSession, options: PredictOptions) -> dict[str, object]:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from omicslens.core.domain import DomainVerdict
-from omicslens.models.session import InferenceSession
+
+if TYPE_CHECKING:
+    from omicslens.models.session import InferenceSession
 
 #: output file per format, inside the slide's folder
 OUTPUT_FILES = {

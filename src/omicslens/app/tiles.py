@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,8 +21,10 @@ from omicslens.app.progress import Progress
 from omicslens.core.scheduler import BatchResult, TileScheduler
 from omicslens.core.slide import Slide
 from omicslens.core.tissue import TissueSettings
-from omicslens.models.predictor import Predictor
-from omicslens.models.session import InferenceSession
+
+if TYPE_CHECKING:  # torch loads when a predictor is made, not when jobs are imported
+    from omicslens.models.predictor import Predictor
+    from omicslens.models.session import InferenceSession
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ def load_predictor(
     """The bundle (folder, bundled name or cached hub id) on its device, loaded once.
     ``trust_code`` runs TorchScript that calls file or process ops (refused otherwise)."""
     from omicslens.core.samples import resolve_model
+    from omicslens.models.predictor import Predictor
 
     return Predictor(
         resolve_model(str(model)), device=device, batch_size=batch_size, trust_code=trust_code
@@ -185,6 +189,8 @@ def open_session(
     I/O and weight loading: call it off the GUI thread. Input problems raise
     :class:`~omicslens.core.errors.OmicsLensError`.
     """
+    from omicslens.models.session import InferenceSession
+
     session = InferenceSession.open(
         slide,
         str(model),

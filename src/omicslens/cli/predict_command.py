@@ -112,10 +112,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 2
     if args.scheduler or args.cluster:
         return _cohort(args, options)
-    from omicslens.app.predict import error_report, predict_slide
+    from concurrent.futures import ThreadPoolExecutor
+
+    from omicslens.app.predict import error_report, find_tissue, predict_slide
     from omicslens.app.progress import run_job
     from omicslens.app.tiles import load_predictor
 
+    # the first slide's tissue is found while torch imports and the model loads
+    ahead = ThreadPoolExecutor(1, thread_name_prefix="omicslens-tissue")
+    first_tissue = ahead.submit(find_tissue, args.slides[0], options)
+    ahead.shutdown(wait=False)
     try:
         predictor = load_predictor(
             args.model, args.device, args.batch_size, trust_code=args.trust_code
@@ -125,10 +131,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return EXIT_INPUT_ERROR
     print(f"{predictor.bundle.name} on {predictor.device}", flush=True)
     reports = []
-    for slide_path in args.slides:
+    for number, slide_path in enumerate(args.slides):
+        tissue = first_tissue.result() if number == 0 else None
         try:
             report = run_job(
-                predict_slide(slide_path, predictor, args.out, options), ProgressPrinter()
+                predict_slide(slide_path, predictor, args.out, options, tissue=tissue),
+                ProgressPrinter(),
             )
         except INPUT_ERRORS as error:
             report = error_report(slide_path, error, predictor)

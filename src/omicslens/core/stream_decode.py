@@ -29,6 +29,10 @@ from omicslens.core.tiff_tiles import StreamDecoder
 
 #: a level switches only if, over its checked tiles, the mean |difference| per sample ...
 MEAN_ABS_LIMIT = 1.0
+#: what ``--decode`` takes: a GPU decoder where one is found and agrees (auto), always
+#: tifffile on the CPU (cpu), or a GPU decoder or an error (gpu); here, with no torch, so
+#: that the CLI can check the option before torch is imported
+DECODE_CHOICES = ("auto", "cpu", "gpu")
 #: ... and its 99.9th percentile stay within these grey levels (of 255)
 P999_ABS_LIMIT = 8.0
 #: tiles checked per level: the ones with the most bytes (the most detail)

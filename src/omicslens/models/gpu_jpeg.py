@@ -29,6 +29,7 @@ from omicslens.core.batch_decode import BatchingDecoder
 from omicslens.core.errors import OmicsLensError
 from omicslens.core.slide import Slide
 from omicslens.core.stream_decode import (
+    DECODE_CHOICES,
     DecodePlan,
     cpu_decode_plan,
     install_stream_decoder,
@@ -108,11 +109,6 @@ def _nvimgcodec(device: torch.device) -> tuple[GpuJpegBackend | None, str]:
         return _to_host([torch.as_tensor(image, device=device) for image in images])
 
     return GpuJpegBackend("nvImageCodec", decode_batch), ""
-
-
-#: what ``--decode`` takes: a GPU decoder where one is found and agrees (auto), always
-#: tifffile on the CPU (cpu), or a GPU decoder or an error (gpu)
-DECODE_CHOICES = ("auto", "cpu", "gpu")
 
 
 @dataclass

@@ -76,11 +76,14 @@ class InferenceSession:
         trust_code: bool = False,
         decode: str = "auto",
         jpeg_backend: GpuJpegBackend | None = None,
+        tissue: TissueMask | None = None,
     ) -> InferenceSession:
         """Prepare ``slide`` for ``bundle``. ``cache=False`` keeps predictions in memory;
         ``trust_code`` runs TorchScript that calls file or process ops (refused otherwise);
-        ``decode`` is auto, cpu or gpu (``models/gpu_jpeg.py``). Close the session when
-        done with it (it may hold a GPU decoder's thread)."""
+        ``decode`` is auto, cpu or gpu (``models/gpu_jpeg.py``); ``tissue`` is this slide's
+        mask under ``tissue_settings`` when it was found already (the CLI finds it while
+        torch loads). Close the session when done with it (it may hold a GPU decoder's
+        thread)."""
         if not isinstance(bundle, ModelBundle):
             bundle = load_bundle(bundle)
         config = bundle.config
@@ -88,7 +91,8 @@ class InferenceSession:
             slide, config.patch_size_pixels, config.spacing_um_px, config.tile_size_um
         )
         settings = tissue_settings or TissueSettings()
-        tissue = detect_tissue(slide, settings)
+        if tissue is None:
+            tissue = detect_tissue(slide, settings)
         tissue_tiles = tissue.tissue_tiles(grid, settings.min_tile_fraction)
         outputs = list(bundle.output_names)
         if cache is False:
