@@ -28,6 +28,7 @@ from omicslens._napari.overlay import PredictionOverlay
 from omicslens._napari.throttle import Throttle
 from omicslens.app.progress import Progress
 from omicslens.app.tiles import close_session
+from omicslens.app.view_progress import follow_view
 from omicslens.core.genesets import OutputCombination, single_output
 from omicslens.core.scheduler import BatchResult, SchedulerStats
 from omicslens.models.session import InferenceSession
@@ -37,7 +38,6 @@ from omicslens.models.session import InferenceSession
 THROTTLE_MS = 100
 #: tiles in the first batch after a camera move (see TileScheduler.first_batch)
 FIRST_BATCH = 2
-DOMAIN_EVERY_S = 1.0  # how often the dock's domain verdict is recomputed while tiles arrive
 
 
 def visible_rect(viewer: Any, slide_layer: Any) -> tuple[float, float, float, float]:
@@ -199,29 +199,14 @@ class LiveInference(QObject):
         return self.scheduler.request_view(x0, y0, x1, y1)
 
     def follow_view_progress(self, poll_seconds: float = 0.25) -> Generator[Progress, None, None]:
-        """A job that never ends by itself: progress of the tiles the current view asked
-        for (one activity bar for the whole session rather than one per camera move).
-
-        It also re-reads the domain verdict of every predicted tissue tile whenever more
-        tiles are done (here, off the main thread) and signals it to the dock.
-        """
-        from omicslens.app.domain import slide_domain
-
-        counted, checked_at = -1, 0.0
-        while True:
-            tiles = self.view_tiles
-            done = int(self.session.store.is_done(tiles).sum()) if len(tiles) else 0
-            total_done = self.session.store.done_count
-            # reading every predicted tissue tile: at most once a second, and only when
-            # more tiles are done than at the last verdict
-            due = time.monotonic() - checked_at >= DOMAIN_EVERY_S
-            if self.session.bundle.domain is not None and total_done != counted and due:
-                counted, checked_at = total_done, time.monotonic()
-                verdict = slide_domain(self.session)
-                if verdict is not None and verdict.tiles_checked:
-                    self.domain_changed.emit(verdict)
-            yield Progress("tiles in view", done, len(tiles))
-            time.sleep(poll_seconds)
+        """The app's :func:`~omicslens.app.view_progress.follow_view` job for this view:
+        progress of the tiles on screen, the domain verdict signalled to the dock."""
+        return follow_view(
+            self.session,
+            lambda: self.view_tiles,
+            self.domain_changed.emit,
+            poll_seconds=poll_seconds,
+        )
 
     def whole_slide_tiles(self) -> np.ndarray:
         """Tissue tiles of the slide, queued behind the view; returns them (for a job)."""
