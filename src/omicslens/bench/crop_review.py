@@ -15,6 +15,7 @@ import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 from PIL import Image
@@ -25,6 +26,15 @@ from omicslens.core.perturb import perturb_windows, perturbation_named
 from omicslens.hemato.voc import VocCollection
 
 KINDS = {"WBC": "white-cells", "Platelets": "platelets", "RBC": "red-cells"}
+
+
+class GroupRow(TypedDict):
+    """What one folder of crops came to (a row of the printed table, or of ``--json``)."""
+
+    crops: int
+    review: int
+    no_cell_found: int
+    classes: dict[str, int]
 
 
 def cut_around(
@@ -89,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     folders = cut_crops(args.voc, args.out, args.split, args.red_fraction, args.seed)
     report = run_job(type_cells_job(folders, model=args.model))
-    rows = {}
+    rows: dict[str, GroupRow] = {}
     for group in report.groups():
         members = [i for i, cell in enumerate(report.cells) if cell.crop.group == group]
         labels = [report.labels[i] for i in members]

@@ -68,7 +68,7 @@ def measure_first_screen(
     if not variants:
         raise ValueError("no variant to measure")
     bench = _Bench(slide, variants[0].model, log=lambda message: None)
-    rows = []
+    rows: list[dict[str, Any]] = []  # JSON records, one per round and variant
     try:
         for index in range(rounds):
             order = list(variants) if index % 2 == 0 else list(reversed(variants))

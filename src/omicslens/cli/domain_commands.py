@@ -72,13 +72,15 @@ def cmd_check_domain(args: argparse.Namespace) -> int:
     from omicslens.app.progress import run_job
     from omicslens.app.tiles import load_predictor
 
+    # a typed tuple: mypy cannot type ``except (*INPUT_ERRORS, X)`` (a starred tuple)
+    errors: tuple[type[BaseException], ...] = (*INPUT_ERRORS, NoDomainReferenceError)
     try:
         predictor = load_predictor(args.model, args.device)
         report = run_job(
             check_domain(args.slide, predictor, mpp=args.mpp, max_tiles=args.tiles),
             None if args.json else ProgressPrinter(),
         )
-    except (*INPUT_ERRORS, NoDomainReferenceError) as error:
+    except errors as error:
         if args.json:
             print(json.dumps({"error": str(error), "type": type(error).__name__}))
         print(f"omicslens: error: {error}", file=sys.stderr)
@@ -107,6 +109,7 @@ def cmd_add_domain(args: argparse.Namespace) -> int:
     if target.exists() and not args.force:
         print(f"omicslens: error: {target} exists; pass --force to replace it", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    errors: tuple[type[BaseException], ...] = (*INPUT_ERRORS, ValueError)
     try:
         reference = run_job(
             fit_domain(
@@ -118,7 +121,7 @@ def cmd_add_domain(args: argparse.Namespace) -> int:
             ),
             ProgressPrinter(),
         )
-    except (*INPUT_ERRORS, ValueError) as error:
+    except errors as error:
         print(file=sys.stderr)
         print(f"omicslens: error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR

@@ -16,12 +16,19 @@ import pickle
 import random
 import shutil
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from omicslens.bench.fuzz.outputs import classify_predict
 from omicslens.bench.fuzz.runner import Case, Context, Outcome, register_check, traceback_in
-from omicslens.bench.fuzz.slides import Source, _flip, classify_json_run, classify_refusal
+from omicslens.bench.fuzz.slides import (
+    Source,
+    _flip,
+    _truncate,
+    classify_json_run,
+    classify_refusal,
+)
 
 OUTPUTS = ("ERBB2", "CD74", "MKI67")
 PATCH, SPACING, SLIDE_MPP, SLIDE_SIDE = 32, 2.0, 0.5, 1024
@@ -216,6 +223,15 @@ def _special(path: Path, how: str) -> None:
         os.mkfifo(path)
 
 
+def _special_at(relative: str, how: str) -> Callable[[Path], None]:
+    """An edit replacing ``relative`` (under the bundle folder) as :func:`_special` does."""
+
+    def edit(root: Path) -> None:
+        _special(root / relative, how)
+
+    return edit
+
+
 class _Trap:
     """Unpickling this opens (creates) the marker file: proof that a pickle was run."""
 
@@ -252,6 +268,7 @@ def config_cases(source: Source) -> list[Case]:
         for name, raw in _WRONG_TYPES:
             add("config-type", f"{key}={name}", _set_raw(key, raw), name == "huge-int")
     names = list(OUTPUTS)
+    value: object  # each loop below sets values of other JSON types
     for detail, value in (
         ("empty", []),
         ("duplicated", [names[0], names[0], names[2]]),
@@ -308,8 +325,8 @@ def config_cases(source: Source) -> list[Case]:
         ("name-missing", [{"arguments": {}}, {"name": "ToTensor"}]),
     ):
         add("transform", detail, _set("transform", value))
-    for value in ("nope", "", "../../etc/passwd", "resnet50", "omicslens-vit"):
-        add("architecture", value or "empty", _set("architecture", value))
+    for architecture in ("nope", "", "../../etc/passwd", "resnet50", "omicslens-vit"):
+        add("architecture", architecture or "empty", _set("architecture", architecture))
     for detail, value in (
         ("width-1e9", {"width": 10**9, "depth": 3}),
         ("depth-1e6", {"width": 8, "depth": 10**6}),
@@ -323,8 +340,8 @@ def config_cases(source: Source) -> list[Case]:
         ("nested-path", {"pretrained_cfg_overlay": {"file": "/etc/passwd"}}),
     ):
         add("architecture-args", detail, _set("architecture_args", value), True)
-    for value in ("../config.json", "/etc/passwd", "config.json", "nope.pt", "", "a\x00b"):
-        add("weights-key", value.replace("/", "_") or "empty", _set("weights", value))
+    for weights in ("../config.json", "/etc/passwd", "config.json", "nope.pt", "", "a\x00b"):
+        add("weights-key", weights.replace("/", "_") or "empty", _set("weights", weights))
     add("outputs", "pearson-nan", _set_path(["outputs", 0, "pearson"], float("nan")))
     add("outputs", "short", _set("outputs", [{"name": "ERBB2"}]))
     add("outputs", "null-item", _set("outputs", [None, None, None]))
@@ -357,7 +374,7 @@ def config_cases(source: Source) -> list[Case]:
     add("json", "10mb-description", _set("description", "d" * 10_000_000), True)
     add("json", "duplicate-keys", _config_text(text[:-1] + ', "num_classes": 7}'))
     for how in ("directory", "symlink-loop", "fifo"):
-        add("config-file", how, lambda root, how=how: _special(root / "config.json", how), True)
+        add("config-file", how, _special_at("config.json", how), True)
     add("config-file", "missing", lambda root: (root / "config.json").unlink())
     return cases
 
@@ -371,21 +388,32 @@ def weights_cases(source: Source, rng: random.Random) -> list[Case]:
         cases.append(_bundle_case(source, kind, detail, edit, hang))
 
     def rewrite(change: Callable[[bytes], bytes]) -> Callable[[Path], None]:
-        return lambda root: (root / name).write_bytes(change((root / name).read_bytes()))
+        def edit(root: Path) -> None:
+            (root / name).write_bytes(change((root / name).read_bytes()))
+
+        return edit
 
     for cut in sorted({0, 8, 64, size // 2, size - 1}):
-        add("weights-truncate", f"at-{cut}", rewrite(lambda d, cut=cut: d[:cut]))
+        add("weights-truncate", f"at-{cut}", rewrite(partial(_truncate, cut=cut)))
     for index in range(3):
         head = [rng.randrange(0, min(size, 128)) for _ in range(2)]
-        add("weights-flip", f"head-{index}", rewrite(lambda d, p=head: _flip(d, p, [0xFF] * 2)))
+        add(
+            "weights-flip",
+            f"head-{index}",
+            rewrite(partial(_flip, positions=head, masks=[0xFF] * 2)),
+        )
     for index in range(4):
         body = [rng.randrange(size // 4, size) for _ in range(6)]
-        add("weights-flip", f"body-{index}", rewrite(lambda d, p=body: _flip(d, p, [0x7F] * 6)))
+        add(
+            "weights-flip",
+            f"body-{index}",
+            rewrite(partial(_flip, positions=body, masks=[0x7F] * 6)),
+        )
     add("weights-flip", "garbage", rewrite(lambda d: random.Random(1).randbytes(len(d))))
     add("weights-file", "doubled", rewrite(lambda d: d + d))
     add("weights-file", "missing", lambda root: (root / name).unlink())
     for how in ("directory", "symlink-loop", "fifo"):
-        add("weights-file", how, lambda root, how=how: _special(root / name, how), True)
+        add("weights-file", how, _special_at(name, how), True)
 
     def named_fifo(root: Path) -> None:
         _special(root / name, "fifo")

@@ -20,8 +20,9 @@ import math
 import shutil
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from omicslens.bench.fuzz.runner import (
     Case,
@@ -31,12 +32,18 @@ from omicslens.bench.fuzz.runner import (
     register_check,
     traceback_in,
 )
-from omicslens.bench.fuzz.slides import Source, _flip, _repo_root, classify_json_run
+from omicslens.bench.fuzz.slides import Source, _flip, _repo_root, _truncate, classify_json_run
 
 MEASURED_RUNS = ("load", "evaluate")
 SECTION = "C5"
 MPP = 0.688  # the C5 image's pixel size (measured from the ST array pitch)
 Edit = Callable[[Path], object]
+
+
+class AddCase(Protocol):
+    """The ``add(kind, detail, edit, hang=False)`` that each ``*_cases`` function defines."""
+
+    def __call__(self, kind: str, detail: str, edit: Edit, hang: bool = False) -> None: ...
 
 
 def measured_sources(folder: Path, data_dir: Path | None = None) -> list[Source]:
@@ -93,7 +100,9 @@ def _rewrite(relative: str, change: Callable[[bytes], bytes], gz: bool = False) 
     return edit
 
 
-def _cells(change: Callable[[list[list[str]]], object], sep: str = "\t") -> Callable:
+def _cells(
+    change: Callable[[list[list[str]]], object], sep: str = "\t"
+) -> Callable[[bytes], bytes]:
     """Edit a delimited text table as a list of rows of cells."""
 
     def apply(data: bytes) -> bytes:
@@ -111,9 +120,16 @@ def _set_cell(row: int, column: int, value: str) -> Callable[[list[list[str]]], 
     return change
 
 
-def _table_cases(
-    add: Callable[..., None], relative: str, gz: bool, columns: dict[str, int]
-) -> None:
+def _prefixed(add: AddCase, prefix: str) -> AddCase:
+    """``add`` with ``prefix-`` put before each case's kind."""
+
+    def add_prefixed(kind: str, detail: str, edit: Edit, hang: bool = False) -> None:
+        add(f"{prefix}-{kind}", detail, edit, hang)
+
+    return add_prefixed
+
+
+def _table_cases(add: AddCase, relative: str, gz: bool, columns: dict[str, int]) -> None:
     """Text-level mutations shared by the counts, spot and position tables."""
     sep = "," if relative.endswith(".csv") else "\t"
 
@@ -139,7 +155,7 @@ def _table_cases(
     add("encoding", "surrogate", cells(_set_cell(1, 0, "\udcff")))
     add("encoding", "nul", cells(_set_cell(1, 0, "a\x00b")))
     for cut in (0, 1, 40, 200):
-        add("file", f"truncate-{cut}", _rewrite(relative, lambda b, c=cut: b[:c]))
+        add("file", f"truncate-{cut}", _rewrite(relative, partial(_truncate, cut=cut)))
     add("file", "empty", lambda root: (root / relative).write_bytes(b""))
     add("file", "missing", lambda root: (root / relative).unlink())
     add("file", "directory", lambda root: _to_directory(root / relative))
@@ -159,26 +175,21 @@ def her2st_cases(source: Source) -> list[Case]:
 
     counts = f"counts/{SECTION}.tsv.gz"
     spots = f"spots/{SECTION}_selection.tsv"
-    _table_cases(lambda k, d, e, h=False: add(f"counts-{k}", d, e, h), counts, True, {"count": 3})
-    _table_cases(
-        lambda k, d, e, h=False: add(f"spots-{k}", d, e, h),
-        spots,
-        False,
-        {"x": 0, "pixel_x": 4, "selected": 6},
-    )
+    _table_cases(_prefixed(add, "counts"), counts, True, {"count": 3})
+    _table_cases(_prefixed(add, "spots"), spots, False, {"x": 0, "pixel_x": 4, "selected": 6})
     size = (source.path / counts).stat().st_size
     for cut in (10, size // 2, size - 4):
-        add("counts-gzip", f"truncate-{cut}", _rewrite(counts, lambda b, c=cut: b[:c]))
+        add("counts-gzip", f"truncate-{cut}", _rewrite(counts, partial(_truncate, cut=cut)))
     add("counts-gzip", "flip", _rewrite(counts, lambda b: _flip(b, [size // 2], [0xFF])))
     add("counts-gzip", "not-gzip", _rewrite(counts, gzip.decompress))
     add("counts-gzip", "empty-gzip", _rewrite(counts, lambda b: gzip.compress(b"")))
     add("counts-ids", "malformed", _rewrite(counts, _cells(_set_cell(1, 0, "spotA")), gz=True))
     add("counts-ids", "none-match", _rewrite(counts, _ids(lambda i: f"9{i}"), gz=True))
     add("counts-genes", "duplicate", _rewrite(counts, _cells(_set_cell(0, 2, "NBL1")), gz=True))
-    wide = _cells(lambda r: [row.extend(["1"] * 20_000) for row in r])
+    wide = _cells(_widen)
     add("counts-genes", "20k-extra", _rewrite(counts, wide, gz=True), True)
     for detail, x, y in (("negative", "-5000", "-5000"), ("far", "1e9", "1e9")):
-        change = _cells(lambda r, x=x, y=y: [row.__setitem__(slice(4, 6), [x, y]) for row in r[1:]])
+        change = _cells(_set_pixels(x, y))
         add("spots-outside", f"all-{detail}", _rewrite(spots, change))
         add("spots-outside", f"one-{detail}", _rewrite(spots, _cells(_set_cell(3, 4, x))))
     add(
@@ -187,6 +198,22 @@ def her2st_cases(source: Source) -> list[Case]:
         _rewrite(spots, _cells(lambda r: [x.__setitem__(6, "0") for x in r[1:]])),
     )
     return cases
+
+
+def _widen(rows: list[list[str]]) -> None:
+    """20 000 more columns on every row."""
+    for row in rows:
+        row.extend(["1"] * 20_000)
+
+
+def _set_pixels(x: str, y: str) -> Callable[[list[list[str]]], None]:
+    """Every spot (rows after the header) at pixel ``x``, ``y`` (columns 4 and 5)."""
+
+    def change(rows: list[list[str]]) -> None:
+        for row in rows[1:]:
+            row[4:6] = [x, y]
+
+    return change
 
 
 def _ids(rename: Callable[[str], str]) -> Callable[[bytes], bytes]:

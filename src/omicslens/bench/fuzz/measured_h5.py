@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,13 @@ from omicslens.bench.fuzz.measured import (
     MPP,
     Edit,
     _case,
+    _prefixed,
     _rewrite,
     _table_cases,
     _to_directory,
 )
 from omicslens.bench.fuzz.runner import Case
-from omicslens.bench.fuzz.slides import Source, _flip
+from omicslens.bench.fuzz.slides import Source, _flip, _truncate
 
 
 def write_visium(folder: Path, measured: Any) -> Path:
@@ -146,17 +148,17 @@ def visium_cases(source: Source) -> list[Case]:
     add("h5-value", "matrix-is-dataset", _h5_edit(h5, _replace("matrix", np.zeros(3))))
     size = (source.path / h5).stat().st_size
     for cut in (0, 8, 512, size // 2, size - 10):
-        add("h5-file", f"truncate-{cut}", _rewrite(h5, lambda b, c=cut: b[:c]))
+        add("h5-file", f"truncate-{cut}", _rewrite(h5, partial(_truncate, cut=cut)))
     for index, position in enumerate((600, size // 3, size // 2, size - 200)):
         add(
             "h5-file",
             f"flip-{index}",
-            _rewrite(h5, lambda b, p=position: _flip(b, [p] * 1, [0xFF])),
+            _rewrite(h5, partial(_flip, positions=[position], masks=[0xFF])),
         )
     add("h5-file", "missing", lambda root: (root / h5).unlink())
     positions = "spatial/tissue_positions.csv"
     _table_cases(
-        lambda k, d, e, h=False: add(f"positions-{k}", d, e, h),
+        _prefixed(add, "positions"),
         positions,
         False,
         {"array_row": 2, "pixel_row": 4, "pixel_col": 5},
@@ -181,7 +183,7 @@ def visium_cases(source: Source) -> list[Case]:
         ("deep", "[" * 100_000 + "]" * 100_000),
     ):
         data = text.encode("latin-1")
-        add("scalefactors", detail, lambda root, d=data: (root / factors).write_bytes(d))
+        add("scalefactors", detail, _write_bytes(factors, data))
     return cases
 
 
@@ -237,10 +239,28 @@ def h5ad_cases(source: Source) -> list[Case]:
     add("h5ad-sparse", "declared-small", sparse_counts((2, 3)))
     size = source.path.stat().st_size
     for cut in (0, 8, 1024, size // 2, size - 10):
-        add("h5ad-file", f"truncate-{cut}", lambda p, c=cut: p.write_bytes(p.read_bytes()[:c]))
+        add("h5ad-file", f"truncate-{cut}", _rewrite_file(partial(_truncate, cut=cut)))
     for index, position in enumerate((700, size // 3, size // 2, size - 300)):
-        flip = lambda p, q=position: p.write_bytes(_flip(p.read_bytes(), [q], [0xFF]))  # noqa: E731
-        add("h5ad-file", f"flip-{index}", flip)
+        flip = partial(_flip, positions=[position], masks=[0xFF])
+        add("h5ad-file", f"flip-{index}", _rewrite_file(flip))
     add("h5ad-file", "text", lambda p: p.write_text("not an h5ad"))
     add("h5ad-file", "directory", _to_directory)
     return cases
+
+
+def _write_bytes(relative: str, data: bytes) -> Edit:
+    """Replace the file at ``relative`` (under the case's root) by ``data``."""
+
+    def edit(root: Path) -> None:
+        (root / relative).write_bytes(data)
+
+    return edit
+
+
+def _rewrite_file(change: Callable[[bytes], bytes]) -> Edit:
+    """Replace the case's file (the ``.h5ad`` itself) by ``change`` of its bytes."""
+
+    def edit(path: Path) -> None:
+        path.write_bytes(change(path.read_bytes()))
+
+    return edit

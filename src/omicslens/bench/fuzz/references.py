@@ -15,6 +15,7 @@ import json
 import shutil
 from collections.abc import Callable
 from contextlib import suppress
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,24 @@ _LIST_EDITS: list[tuple[str, Callable[[list[Any]], Any]]] = [
 ]
 
 
+def _write_text_cut(text: str, cut: int) -> Callable[[Path], None]:
+    """An edit writing the first ``cut`` characters of ``text`` as the bank."""
+
+    def edit(path: Path) -> None:
+        path.write_text(text[:cut], encoding="utf-8")
+
+    return edit
+
+
+def _write_bytes(data: bytes) -> Callable[[Path], None]:
+    """An edit writing ``data`` as the bank."""
+
+    def edit(path: Path) -> None:
+        path.write_bytes(data)
+
+    return edit
+
+
 def reference_cases(source: Source) -> list[Case]:
     bank = BANKS[source.key][1]
     document = json.loads((source.path / bank).read_text(encoding="utf-8"))
@@ -174,7 +193,7 @@ def reference_cases(source: Source) -> list[Case]:
             add("array", f"{name}-1e6", _raw_at(keys, lambda v: [0.5] * 1_000_000), True)
     text = json.dumps(document)
     for cut in (0, 1, len(text) // 2, len(text) - 1):
-        add("file", f"truncate-{cut}", lambda p, c=cut: p.write_text(text[:c], encoding="utf-8"))
+        add("file", f"truncate-{cut}", _write_text_cut(text, cut))
     raw_files: list[tuple[str, bytes]] = [
         ("not-utf8", text.encode().replace(b'"', b'"\xff', 1)),
         ("utf16", text.encode("utf-16")),
@@ -185,7 +204,7 @@ def reference_cases(source: Source) -> list[Case]:
         ("deep-100k", b"[" * 100_000 + b"]" * 100_000),
     ]
     for detail, data in raw_files:
-        add("file", detail, lambda p, d=data: p.write_bytes(d), detail.startswith("deep"))
+        add("file", detail, _write_bytes(data), detail.startswith("deep"))
     add(
         "file",
         "50mb",
@@ -193,7 +212,7 @@ def reference_cases(source: Source) -> list[Case]:
         True,
     )
     for how in ("directory", "fifo"):
-        add("file", how, lambda p, how=how: _special(p, how), True)
+        add("file", how, partial(_special, how=how), True)
     add("file", "missing", lambda p: p.unlink())
     return cases
 
