@@ -2,7 +2,10 @@
 
 Everything slow (loading weights, tissue detection, opening the prediction cache, reading
 a whole output raster) runs in napari ``thread_worker``s; the widget only wires results
-into layers. See :mod:`omicslens._napari.live_inference` for the threading of inference.
+into layers. See :mod:`omicslens._napari.live_inference` for the threading of inference,
+:mod:`omicslens._napari.model_chooser` for the slide and model form,
+:mod:`omicslens._napari.output_picker` for the output list and
+:mod:`omicslens._napari.inference_status` for what the dock says about its work.
 """
 
 from __future__ import annotations
@@ -12,45 +15,35 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from napari.qt.threading import thread_worker
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QListWidget,
-    QListWidgetItem,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from omicslens._napari.display_controls import DisplayControls
 from omicslens._napari.domain_banner import DomainBanner
+from omicslens._napari.inference_status import (
+    loaded_text,
+    stats_text,
+    warn_out_of_domain,
+    whole_slide_text,
+)
 from omicslens._napari.jobs import JobHandle, show_activity, start_job
-from omicslens._napari.layers import fill_slide_layer_combo, slide_of
+from omicslens._napari.layers import slide_of
 from omicslens._napari.live_inference import LiveInference
 from omicslens._napari.measured_panel import MeasuredPanel
+from omicslens._napari.model_chooser import DEVICES, ModelChooser
+from omicslens._napari.output_picker import DEFAULT_FLAG_BELOW, OutputPicker
 from omicslens._napari.similarity_panel import SimilarityPanel
 from omicslens._napari.state import viewer_state
 from omicslens._napari.tooltips import set_tooltips
 from omicslens._napari.trust_prompt import ask_to_trust
-from omicslens.core.genesets import OutputCombination, available_gene_sets, single_output
-from omicslens.core.samples import bundled_tile_models
+from omicslens.core.genesets import OutputCombination
 from omicslens.core.session import ShownOutput
+
+__all__ = ["DEFAULT_FLAG_BELOW", "DEVICES", "InferenceWidget"]
 
 if TYPE_CHECKING:
     import napari
 
     from omicslens.models.session import InferenceSession
-
-#: Genes whose validation Pearson is below this are flagged in the picker.
-DEFAULT_FLAG_BELOW = 0.2
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def _open_session(
@@ -86,40 +79,26 @@ class InferenceWidget(QWidget):
         self.whole_slide_job: JobHandle | None = None
         self.view_job: JobHandle | None = None
 
-        self.layer_combo = QComboBox()
-        self.model_combo = QComboBox()
-        self.browse_button = QPushButton("Folder…")
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(DEVICES)
-        self.tissue_spin = QDoubleSpinBox()
-        self.tissue_spin.setRange(0.0, 1.0)
-        self.tissue_spin.setSingleStep(0.05)
-        self.tissue_spin.setValue(0.25)
-        self.tissue_spin.setToolTip(
-            "Predict a tile only when at least this fraction of it is tissue (0 = every tile)"
-        )
+        #: slide layer, model bundle, device and minimum tissue (model_chooser.py)
+        self.chooser = ModelChooser(napari_viewer)
+        self.layer_combo = self.chooser.layer_combo
+        self.model_combo = self.chooser.model_combo
+        self.browse_button = self.chooser.browse_button
+        self.device_combo = self.chooser.device_combo
+        self.tissue_spin = self.chooser.tissue_spin
         self.start_button = QPushButton("Load model")
         self.follow_check = QCheckBox("Follow the view (predict what is on screen)")
         self.follow_check.setChecked(True)
         self.whole_button = QPushButton("Predict whole slide")
         self.cancel_button = QPushButton("Cancel")
-        self.filter_edit = QLineEdit()
-        self.filter_edit.setPlaceholderText("Search outputs (genes, classes)…")
-        self.output_list = QListWidget()
-        self.flag_spin = QDoubleSpinBox()
-        self.flag_spin.setRange(-1.0, 1.0)
-        self.flag_spin.setSingleStep(0.05)
-        self.flag_spin.setValue(DEFAULT_FLAG_BELOW)
-        self.flag_spin.setToolTip("Genes whose validation Pearson r is below this are flagged")
-        self._choices: list[OutputCombination] = []
-        self._grades: dict[str, str] = {}
+        #: the output list: search, validation r and robustness flags (output_picker.py)
+        self.outputs = OutputPicker(self._say, self._model_name)
+        self.filter_edit = self.outputs.filter_edit
+        self.output_list = self.outputs.output_list
+        self.flag_spin = self.outputs.flag_spin
         self.measured = MeasuredPanel(self)
         self.similarity = SimilarityPanel(self)
         set_tooltips(
-            (self.layer_combo, "The slide (image layer) to predict on"),
-            (self.model_combo, "A bundled model, or the folder chosen with Folder…"),
-            (self.browse_button, "Choose a model bundle folder (config.json + weights)"),
-            (self.device_combo, "Where the model runs: auto picks a GPU when there is one"),
             (self.start_button, "Load the model and start predicting the tiles on screen"),
             (
                 self.follow_check,
@@ -127,7 +106,6 @@ class InferenceWidget(QWidget):
             ),
             (self.whole_button, "Predict every tissue tile of the slide in the background"),
             (self.cancel_button, "Stop predicting; tiles already predicted are kept"),
-            (self.filter_edit, "Type part of a gene or output name to filter the list"),
         )
         self.status = QLabel("No model loaded")
         self.status.setWordWrap(True)
@@ -135,45 +113,27 @@ class InferenceWidget(QWidget):
         self.display = DisplayControls(self.viewer, self._overlay, self.status.setText)
         self.domain_banner = DomainBanner()
 
-        model_row = QHBoxLayout()
-        model_row.addWidget(self.model_combo, 1)
-        model_row.addWidget(self.browse_button)
         run_row = QHBoxLayout()
         run_row.addWidget(self.whole_button)
         run_row.addWidget(self.cancel_button)
-        form = QFormLayout()
-        form.addRow("Slide", self.layer_combo)
-        form.addRow("Model", model_row)
-        form.addRow("Device", self.device_combo)
-        form.addRow("Min. tissue per tile", self.tissue_spin)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
+        layout.addLayout(self.chooser.form())
         layout.addWidget(self.start_button)
         layout.addWidget(self.follow_check)
         layout.addLayout(run_row)
         layout.addWidget(self.domain_banner)
-        layout.addWidget(QLabel("Output"))
-        layout.addWidget(self.filter_edit)
-        layout.addWidget(self.output_list, 1)
-        flag_row = QHBoxLayout()
-        flag_row.addWidget(QLabel("Flag genes with validation r below"))
-        flag_row.addWidget(self.flag_spin)
-        layout.addLayout(flag_row)
+        self.outputs.add_to(layout)
         layout.addWidget(self.display)
         layout.addWidget(self.measured)
         layout.addWidget(self.similarity)
         layout.addWidget(self.status)
 
-        for name, folder in bundled_tile_models().items():
-            self.model_combo.addItem(name, str(folder))
-        self.browse_button.clicked.connect(self._browse)
+        self.browse_button.clicked.connect(lambda: self.chooser.browse(self))
         self.start_button.clicked.connect(self.load_model)
         self.follow_check.toggled.connect(self._follow_toggled)
         self.whole_button.clicked.connect(self.predict_whole_slide)
         self.cancel_button.clicked.connect(self.cancel)
-        self.filter_edit.textChanged.connect(self._filter_outputs)
         self.output_list.currentRowChanged.connect(self._output_chosen)
-        self.flag_spin.valueChanged.connect(self._reflag)
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
         self.state.events.live.connect(self._live_changed)
@@ -184,19 +144,7 @@ class InferenceWidget(QWidget):
         first_warning = self.domain_banner.verdict is None and verdict.verdict == "out-of-domain"
         self.domain_banner.show_verdict(verdict)
         if first_warning:
-            from omicslens._napari.notify import Problem, notify
-
-            # short: napari's toast cuts long lines; Details and the Predict tab say more
-            notify(
-                Problem(
-                    "OmicsLens: out of the model's domain. Do not trust this map.",
-                    f"{verdict.warning}\n\nMedian domain distance {verdict.median_distance:.2f}, "
-                    f"90th percentile {verdict.p90_distance:.2f} (1 = the 95th percentile of "
-                    "the model's training tiles). Show the domain_distance output to see "
-                    "where.",
-                ),
-                severity="warning",
-            )
+            warn_out_of_domain(verdict)
 
     def _live_changed(self, live: Any) -> None:
         """The shared prediction changed; None when its slide layer was removed."""
@@ -207,20 +155,11 @@ class InferenceWidget(QWidget):
 
     # -- choices -------------------------------------------------------------------------
     def _refresh_layers(self, event: Any = None) -> None:
-        fill_slide_layer_combo(self.layer_combo, self.viewer)
-
-    def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Model bundle folder (with config.json)")
-        if folder:
-            self.add_model_folder(folder)
+        self.chooser.refresh_layers()
 
     def add_model_folder(self, folder: str | Path) -> None:
-        folder = str(folder)
-        index = self.model_combo.findData(folder)
-        if index < 0:
-            self.model_combo.addItem(Path(folder).name, folder)
-            index = self.model_combo.count() - 1
-        self.model_combo.setCurrentIndex(index)
+        """Choose the model bundle in ``folder`` (``view --model``, a reopened session)."""
+        self.chooser.add_model_folder(folder)
 
     # -- loading -------------------------------------------------------------------------
     def load_model(self, trust_code: bool = False) -> None:
@@ -279,144 +218,39 @@ class InferenceWidget(QWidget):
             self.state, self.live.follow_view_progress(), "tiles in view", owner=self.live
         )
         self.live.set_follow_view(self.follow_check.isChecked())
-        self._fill_outputs(session)
+        self.outputs.fill(session)
+        if self.initial_output:
+            self.select_output(self.initial_output)
         if self.initial_display is not None:
             self.apply_display(self.initial_display)
         self._set_running(True)
         self.measured.session_changed()
-        device = session.predictor.device
-        tissue = int(session.tissue_tiles.sum())
-        trusted = " Running code you chose to trust." if session.predictor.trust_code else ""
-        self.status.setText(
-            f"{session.bundle.name} on {device}: {tissue} tissue tiles of "
-            f"{session.grid.tile_um:g} um; {session.store.done_count} already predicted." + trusted
-        )
+        self.status.setText(loaded_text(session))
 
-    def _fill_outputs(self, session: InferenceSession) -> None:
-        """Genes (with validation r, flagged when low), then uncertainty and gene sets."""
-        names = list(session.bundle.output_names)
-        meta = session.bundle.output_meta
-        self._grades = session.bundle.robustness_grades
-        self._choices = []
-        self.output_list.blockSignals(True)
-        self.output_list.clear()
-        for position in range(len(names)):
-            kind = meta[position].get("kind", "gene")
-            choice = single_output(names, position)
-            if kind == "uncertainty":
-                choice = OutputCombination(
-                    "Uncertainty (ensemble SD)", choice.weights, 0.0, choice.used
-                )
-            elif kind == "domain":
-                choice = OutputCombination(
-                    "Domain distance (1 = edge of training data)", choice.weights, 0.0, choice.used
-                )
-            self._add_choice(choice, meta[position].get("pearson"), kind)
-        for gene_set in available_gene_sets(names, meta):
-            self._add_choice(gene_set, None, "set")
-        self.output_list.setCurrentRow(0)
-        self.output_list.blockSignals(False)
-        self._reflag()
-        if self.initial_output:
-            self.select_output(self.initial_output)
+    def _say(self, text: str) -> None:
+        self.status.setText(text)
+
+    def _model_name(self) -> str | None:
+        return self.live.session.bundle.name if self.live is not None else None
+
+    @property
+    def _choices(self) -> list[OutputCombination]:
+        """The outputs in the list, in list order (the picker's)."""
+        return self.outputs.choices
 
     def select_output(self, name: str) -> bool:
         """Show the output called ``name`` (gene, class, gene set; any case). When the
         model has no such output, say so with the closest names and keep the current one."""
-        from omicslens.core.output_names import UnknownOutputError, match_output, resolve_output
-
-        labels = [choice.label for choice in self._choices]
-        names = [
-            choice.used[0] if len(choice.used) == 1 else choice.label for choice in self._choices
-        ]
-        found = match_output(name, labels) or match_output(name, names)
-        if found is None:
-            model = self.live.session.bundle.name if self.live else "this model"
-            try:
-                resolve_output(name, names, model)
-            except UnknownOutputError as error:
-                self.status.setText(f"{error}.")
-            return False
-        row = labels.index(found) if found in labels else names.index(found)
-        self.output_list.setCurrentRow(row)
-        self.output_list.scrollToItem(self.output_list.item(row))
-        return True
-
-    def _add_choice(self, choice: OutputCombination, pearson: Any, kind: str) -> None:
-        item = QListWidgetItem()
-        item.setData(Qt.UserRole, len(self._choices))
-        item.setData(Qt.UserRole + 1, pearson if isinstance(pearson, (int, float)) else None)
-        item.setData(Qt.UserRole + 2, kind)
-        if kind == "set":
-            item.setToolTip(
-                f"Mean of standardised predictions of {', '.join(choice.used)}"
-                + (
-                    f"; not predicted by this model: {', '.join(choice.missing)}"
-                    if choice.missing
-                    else ""
-                )
-            )
-        self._choices.append(choice)
-        self.output_list.addItem(item)
-
-    def _reflag(self, value: float = 0.0) -> None:
-        threshold = self.flag_spin.value()
-        for row in range(self.output_list.count()):
-            item = self.output_list.item(row)
-            choice = self._choices[int(item.data(Qt.UserRole))]
-            pearson = item.data(Qt.UserRole + 1)
-            kind = item.data(Qt.UserRole + 2)
-            text = choice.label
-            if kind == "set":
-                text = f"Σ {text}"
-            elif pearson is not None:
-                low = pearson < threshold
-                grade = self._grades.get(choice.used[0], "") if len(choice.used) == 1 else ""
-                graded = f", robustness {grade}" if grade else ""
-                text = f"{'⚠ ' if low else ''}{text}  (r = {pearson:.2f}{graded})"
-                item.setToolTip(
-                    f"Validation Pearson r = {pearson:.2f}"
-                    + (f": below {threshold:.2f}, do not rely on this map" if low else "")
-                    + (
-                        f"\nRobustness grade {grade} (A best, D worst): how well this gene's "
-                        "map survives stain, scanner colour, JPEG, blur and pixel-size changes "
-                        "(robustness.json in the bundle; docs/expression.md)"
-                        if grade
-                        else ""
-                    )
-                )
-            item.setText(text)
+        return self.outputs.select(name)
 
     def flagged_genes(self) -> list[str]:
         """Genes currently flagged as below the validation threshold."""
-        return [
-            self._choices[int(self.output_list.item(r).data(Qt.UserRole))].label
-            for r in range(self.output_list.count())
-            if self.output_list.item(r).text().startswith("⚠")
-        ]
-
-    def _filter_outputs(self, text: str) -> None:
-        needle = text.strip().lower()
-        shown = 0
-        for row in range(self.output_list.count()):
-            item = self.output_list.item(row)
-            hidden = bool(needle) and needle not in item.text().lower()
-            item.setHidden(hidden)
-            shown += not hidden
-        if needle and not shown and self.live is not None:
-            from omicslens.core.output_names import UnknownOutputError, resolve_output
-
-            try:
-                resolve_output(
-                    text.strip(), [c.label for c in self._choices], self.live.session.bundle.name
-                )
-            except UnknownOutputError as error:
-                self.status.setText(f"{error}.")
+        return self.outputs.flagged_genes()
 
     def _output_chosen(self, row: int) -> None:
         if self.live is None or row < 0:
             return
-        choice = self._choices[int(self.output_list.item(row).data(Qt.UserRole))]
+        choice = self.outputs.choice_at(row)
         store = self.live.session.store
         worker = thread_worker(store.combined_raster, start_thread=False)(
             choice.weights, choice.bias
@@ -462,15 +296,7 @@ class InferenceWidget(QWidget):
         return self.whole_slide_job
 
     def _whole_slide_done(self, run: Any) -> None:
-        self.status.setText(
-            f"Whole slide: {run.predicted} tiles predicted, {run.cached} were cached"
-            + (
-                f", {len(run.failures)} failed ({run.failures[0].describe()})"
-                if run.failures
-                else ""
-            )
-            + "."
-        )
+        self.status.setText(whole_slide_text(run))
 
     def cancel(self) -> None:
         for job in self.state.jobs():
@@ -481,11 +307,7 @@ class InferenceWidget(QWidget):
         self.status.setText("Cancelled.")
 
     def _show_stats(self, stats: Any) -> None:
-        self.status.setText(
-            f"{stats.done} tiles predicted · {stats.queued} queued · "
-            f"{stats.tiles_per_second:.1f} tiles/s"
-            + (f" · {stats.failed} failed" if stats.failed else "")
-        )
+        self.status.setText(stats_text(stats))
 
     # -- display -------------------------------------------------------------------------
     def display_settings(self) -> ShownOutput | None:
@@ -510,11 +332,7 @@ class InferenceWidget(QWidget):
 
     # -- helpers -------------------------------------------------------------------------
     def _slide_layer(self) -> Any:
-        name = self.layer_combo.currentText()
-        for layer in self.viewer.layers:  # LayerList has no .get()
-            if layer.name == name:
-                return layer
-        return None
+        return self.chooser.slide_layer()
 
     def _set_running(self, running: bool) -> None:
         for widget in (self.whole_button, self.cancel_button, self.output_list, self.filter_edit):
@@ -533,13 +351,3 @@ class InferenceWidget(QWidget):
     def closeEvent(self, event: Any) -> None:
         self.close_live()
         super().closeEvent(event)
-
-
-def _validation_scores(session: InferenceSession) -> dict[int, float]:
-    """Per-output validation Pearson from the bundle config, where it records one."""
-    scores: dict[int, float] = {}
-    for position, meta in enumerate(getattr(session.bundle.config, "outputs", None) or ()):
-        value = meta.get("pearson") if isinstance(meta, dict) else getattr(meta, "pearson", None)
-        if isinstance(value, (int, float)):
-            scores[position] = float(value)
-    return scores

@@ -7,11 +7,15 @@ tiles, the mean of the shown output and the top outputs; a comparison of two reg
 (or a region against the rest of the tissue) ranks outputs by Benjamini-Hochberg
 q-value of a Mann-Whitney U test over tiles. Statistics come from the prediction store
 (``core.region_stats``), never from screen pixels.
+
+The buttons and table are built in :mod:`omicslens._napari.regions_controls`, the layer
+in :mod:`omicslens._napari.region_layer`, the worker-thread jobs in
+:mod:`omicslens._napari.region_jobs` and Ctrl+C of a table in
+:mod:`omicslens._napari.table_clipboard`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,12 +23,8 @@ import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import (
-    QAbstractItemView,
-    QApplication,
     QFileDialog,
-    QHBoxLayout,
     QLabel,
-    QPushButton,
     QShortcut,
     QTableWidget,
     QTableWidgetItem,
@@ -35,10 +35,16 @@ from qtpy.QtWidgets import (
 from omicslens._napari.jobs import JobHandle, show_activity, start_job
 from omicslens._napari.layers import slide_of
 from omicslens._napari.region_compare import REST, RegionComparison
-from omicslens._napari.region_edits import RegionEdits, ShapeRecord, add_shapes, snapshot
+from omicslens._napari.region_edits import RegionEdits, snapshot
+from omicslens._napari.region_jobs import region_tiles_job, start_crop_export
+from omicslens._napari.region_layer import (
+    add_regions,
+    add_regions_layer,
+    autosave_path_of,
+    rename_shape,
+)
 from omicslens._napari.region_plot import RegionPlot
 from omicslens._napari.region_table import (
-    COLUMNS,
     INDEX_ROLE,
     NAME_COLUMN,
     basic_rows,
@@ -46,35 +52,17 @@ from omicslens._napari.region_table import (
     fill_table,
     predicted_rows,
 )
+from omicslens._napari.regions_controls import REDO_TIP, UNDO_TIP, RegionsControls
 from omicslens._napari.state import viewer_state
-from omicslens.app.progress import Progress
-from omicslens.app.regions import (
-    RegionReport,
-    regions_for_export,
-    summarise_regions,
-    tissue_tiles_in,
-)
+from omicslens._napari.table_clipboard import copy_rows
+from omicslens.app.regions import RegionReport, regions_for_export, summarise_regions
 from omicslens.core.region_stats import Comparison, RegionSummary
 from omicslens.core.regions import Region, read_regions, write_regions
 
-__all__ = ["REST", "RegionsWidget", "cell_counts"]
+__all__ = ["REDO_TIP", "REST", "UNDO_TIP", "RegionsWidget", "cell_counts"]
 
 if TYPE_CHECKING:
     import napari
-
-UNDO_TIP = "Undo the last region edit (drawn, moved, deleted, renamed or imported)"
-REDO_TIP = "Redo the region edit just undone"
-
-
-def _region_tiles_job(live: Any, regions: list[Region]) -> Generator[Progress, None, Any]:
-    """Find the regions' tissue tiles, queue the missing ones, follow them to the end."""
-    from omicslens.app.tiles import track_tiles
-
-    yield Progress("finding tiles", 0, len(regions))
-    found = [tissue_tiles_in(live.session, region) for region in regions]
-    wanted = np.unique(np.concatenate(found)) if found else np.empty(0, np.int64)
-    missing = live.request_tiles(wanted)
-    return (yield from track_tiles(live.session, live.scheduler, missing))
 
 
 class RegionsWidget(QWidget):
@@ -92,28 +80,16 @@ class RegionsWidget(QWidget):
         self._again = False  # regions changed while busy: compute once more
         self.predict_job: JobHandle | None = None
         self.edits: RegionEdits | None = None
-        self.new_button = QPushButton("New regions layer")
-        self.undo_button = QPushButton("Undo")
-        self.redo_button = QPushButton("Redo")
-        self.undo_button.setToolTip(UNDO_TIP + " (Ctrl+Z)")
-        self.redo_button.setToolTip(REDO_TIP + " (Ctrl+Shift+Z)")
-        self.import_button = QPushButton("Import GeoJSON…")
-        self.export_button = QPushButton("Export GeoJSON…")
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSortingEnabled(True)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setEditTriggers(
-            QAbstractItemView.DoubleClicked | QAbstractItemView.EditKeyPressed
-        )
-        self.table.setToolTip("Double-click a region's name to rename it; Ctrl+C copies rows")
-        self.predict_button = QPushButton("Predict the unpredicted tiles in the regions")
-        self.crop_button = QPushButton("Export selected region as OME-TIFF…")
-        self.new_button.setToolTip("Add a shapes layer to draw regions on the slide")
-        self.import_button.setToolTip("Import regions from a GeoJSON file (QuPath annotations)")
-        self.export_button.setToolTip("Export the regions as QuPath-readable GeoJSON")
-        self.predict_button.setToolTip("Predict the tiles inside the regions that have none yet")
-        self.crop_button.setToolTip("Save the slide pixels of the selected region as OME-TIFF")
+        #: layer and GeoJSON buttons, undo/redo, the per-region table (regions_controls.py)
+        self.controls = RegionsControls()
+        self.new_button = self.controls.new_button
+        self.undo_button = self.controls.undo_button
+        self.redo_button = self.controls.redo_button
+        self.import_button = self.controls.import_button
+        self.export_button = self.controls.export_button
+        self.table = self.controls.table
+        self.predict_button = self.controls.predict_button
+        self.crop_button = self.controls.crop_button
         self.status = QLabel(
             "Draw or import regions: their area and cells are measured at once; load a "
             "model in the Predict tab for the predicted expression inside them."
@@ -126,19 +102,8 @@ class RegionsWidget(QWidget):
         self.region_plot = RegionPlot()
         for table in (self.table, self.compare_table):
             QShortcut(QKeySequence.Copy, table, activated=lambda t=table: self.copy(t))
-        row = QHBoxLayout()
-        for button in (self.new_button, self.import_button, self.export_button):
-            row.addWidget(button)
-        edit_row = QHBoxLayout()
-        edit_row.addWidget(self.undo_button)
-        edit_row.addWidget(self.redo_button)
-        edit_row.addStretch(1)
         layout = QVBoxLayout(self)
-        layout.addLayout(row)
-        layout.addLayout(edit_row)
-        layout.addWidget(self.table, 2)
-        layout.addWidget(self.predict_button)
-        layout.addWidget(self.crop_button)
+        self.controls.add_to(layout)
         layout.addWidget(self.compare, 2)
         layout.addWidget(self.region_plot, 2)
         layout.addWidget(self.status)
@@ -178,26 +143,13 @@ class RegionsWidget(QWidget):
             self.status.setText("Open a slide first.")
             return None
         slide = slide_of(layer)
-        self.shapes = self.viewer.add_shapes(
-            name="regions",
-            scale=tuple(layer.scale[-2:]),
-            units=("um", "um"),
-            edge_color="cyan",
-            face_color=[0, 1, 1, 0.1],
-        )
-        # napari draws shape edges in data units (level-0 pixels); ~0.7 % of the slide
-        # width keeps them visible when the whole slide is on screen
-        width = slide.dimensions[0] if slide is not None else 1000
-        self.shapes.current_edge_width = max(2.0, width / 150)
-        # names on the canvas, beside each region
-        self.shapes.text = {"string": "{name}", "color": "cyan", "size": 11, "anchor": "upper_left"}
-        self.shapes.features = {"name": [], "id": []}
+        self.shapes = add_regions_layer(self.viewer, layer, slide)
         self.shapes.events.data.connect(lambda event=None: self._debounce.start())
         self._autosave = self._autosave_path(slide)
         restored: list[Region] = []
         if self._autosave is not None and self._autosave.exists():
             restored = read_regions(self._autosave)
-            self._add_regions(restored)
+            add_regions(self.shapes, restored)
         # the restored regions are where undo stops
         self.edits = RegionEdits(self.shapes, self._autosave)
         self._update_undo_buttons()
@@ -207,11 +159,7 @@ class RegionsWidget(QWidget):
 
     @staticmethod
     def _autosave_path(slide: Any) -> Path | None:
-        from omicslens.core.regions import autosave_path
-        from omicslens.core.settings import config_dir
-
-        slide_path = getattr(slide, "path", None)
-        return autosave_path(slide_path, config_dir()) if slide_path else None
+        return autosave_path_of(slide)
 
     # -- edits ------------------------------------------------------------------------------
     def undo(self) -> bool:
@@ -247,15 +195,8 @@ class RegionsWidget(QWidget):
 
     def rename_region(self, index: int, name: str) -> bool:
         """Give the ``index``-th shape of the layer a new name (canvas, table, file)."""
-        names = [r.name for r in self.regions()]
-        new = name.strip()
-        if not 0 <= index < len(names) or not new or new == names[index]:
+        if not rename_shape(self.shapes, [r.name for r in self.regions()], index, name):
             return False
-        names[index] = new
-        features = self.shapes.features.copy()
-        features["name"] = names
-        self.shapes.features = features
-        self.shapes.refresh_text()
         self._debounce.start()
         return True
 
@@ -274,7 +215,7 @@ class RegionsWidget(QWidget):
         layer = self.shapes or self.new_layer()
         if layer is None:
             return 0
-        added = self._add_regions(regions)
+        added = add_regions(self.shapes, regions)
         skipped = len(regions) - added
         self.refresh()
         self.status.setText(
@@ -282,19 +223,6 @@ class RegionsWidget(QWidget):
             + (f"; {skipped} already present were not added again." if skipped else ".")
         )
         return added
-
-    def _add_regions(self, regions: list[Region]) -> int:
-        present = {(r.name, r.vertices) for r in snapshot(self.shapes)}
-        records = []
-        for region in regions:
-            vertices = tuple(map(tuple, np.round(region.vertices[:, ::-1], 3).tolist()))
-            if (region.name, vertices) in present:
-                continue
-            present.add((region.name, vertices))
-            records.append(ShapeRecord(region.name, region.shape_type, vertices, region.id))
-        if records:
-            add_shapes(self.shapes, tuple(records))
-        return len(records)
 
     def export_regions(self, path: str | Path, overwrite: bool = False) -> Path:
         """QuPath GeoJSON with the same measurements ``omicslens predict --regions`` writes."""
@@ -405,7 +333,7 @@ class RegionsWidget(QWidget):
             return None
         self.predict_job = start_job(
             self.state,
-            _region_tiles_job(live, self.regions()),
+            region_tiles_job(live, self.regions()),
             "region tiles",
             on_done=lambda run: self.refresh(),
             on_error=lambda error: self.status.setText(f"Region tiles stopped: {error}"),
@@ -423,22 +351,9 @@ class RegionsWidget(QWidget):
 
     def export_crop(self, name: str, path: str | Path) -> Any:
         """Start writing region ``name`` (H&E + overlays) as OME-TIFF in a worker thread."""
-        from napari.qt.threading import thread_worker
-
-        from omicslens.core.exports.crop import write_region_ome_tiff
-
         live = self.state.live
         region = {r.name: r for r in self.regions()}[name]
-        session = live.session
-        outputs = list(range(len(session.bundle.output_names)))
-        worker = thread_worker(write_region_ome_tiff, start_thread=False)(
-            session.slide, region, session.store, outputs, path
-        )
-        worker.returned.connect(lambda written: self.status.setText(f"Wrote {written}."))
-        worker.errored.connect(lambda error: self.status.setText(f"Not written: {error}"))
-        show_activity(worker, f"writing {Path(path).name}")
-        worker.start()
-        return worker
+        return start_crop_export(live.session, region, path, self.status.setText)
 
     def _crop_dialog(self) -> None:
         rows = sorted({i.row() for i in self.table.selectedIndexes()})
@@ -460,16 +375,4 @@ class RegionsWidget(QWidget):
     @staticmethod
     def copy(table: QTableWidget) -> str:
         """Selected rows (or all) as tab-separated text, also put on the clipboard."""
-        rows = sorted({i.row() for i in table.selectedIndexes()}) or range(table.rowCount())
-        header = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
-        lines = ["\t".join(header)]
-        for r in rows:
-            lines.append(
-                "\t".join(
-                    table.item(r, c).text() if table.item(r, c) else ""
-                    for c in range(table.columnCount())
-                )
-            )
-        text = "\n".join(lines)
-        QApplication.clipboard().setText(text)
-        return text
+        return copy_rows(table)
